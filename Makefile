@@ -1,0 +1,40 @@
+# rzil — top-level Makefile.
+#
+#   make run    build the release `rzil` and run the main job (stress + crash check)
+#   make test   everything CI checks (see TEST_TARGETS below and mk/*.mk)
+#   make kmod   cross-build kmod/rzil.ko on Linux (see kmod/README.md)
+#   make bench  benchmarks (not part of `make test`)
+#
+# Each mk/*.mk fragment adds its own checks to TEST_TARGETS.
+
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+TEST_TARGETS := test-cargo lint
+BENCH_TARGETS :=
+
+.PHONY: all run test test-cargo lint fmt build bench
+all: build
+
+build:
+	$(CARGO) build --workspace --release
+
+include $(sort $(wildcard mk/*.mk))
+
+run: build
+	./target/release/rzil run
+
+test-cargo:
+	$(CARGO) test --workspace --all-features
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: $(BENCH_TARGETS)
+
+test: $(TEST_TARGETS)
+	@echo "make test: all checks passed ($(TEST_TARGETS))"

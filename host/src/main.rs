@@ -1,0 +1,4 @@
+//! The `rzil` command.
+fn main() {
+    std::process::exit(2);
+}
