@@ -9,6 +9,7 @@
 //! lock owned by whoever holds them.
 
 pub mod device;
+pub mod ring;
 pub mod rng;
 pub mod superblock;
 pub mod units;
