@@ -5,3 +5,4 @@
 
 #[cfg(test)]
 extern crate std;
+pub mod format;

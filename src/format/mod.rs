@@ -1,0 +1,36 @@
+//! OpenZFS's on-disk ZIL format: slim (ZILOG2) and old (ZILOG) log blocks,
+//! their chains, records, parse, replay and dump (issue #3; facts in
+//! `zil-lwb-reference.md` §3).
+//!
+//! The module is a set of rooms, from the bytes up:
+//! - [`endian`]: explicit byte order for every word;
+//! - [`consts`]: OpenZFS's constants under OpenZFS's names;
+//! - [`types`]: `#[repr(C)]` on-disk structures with `decode`/`encode`;
+//! - [`fletcher`]: fletcher-4 and fletcher-2;
+//! - [`block`]: sealing a slim block and verifying any block exactly as
+//!   OpenZFS accepts it;
+//! - [`record`]: bounds-checked record framing and the decoded view.
+//!
+//! Nothing here allocates or panics on input; callers supply every buffer.
+
+pub mod block;
+pub mod consts;
+pub mod endian;
+pub mod fletcher;
+pub mod record;
+pub mod types;
+
+pub use block::{
+    seal_slim_block, seal_slim_block_in, verify_block, BlockError, BlockFormat, FormatError,
+    VerifiedBlock,
+};
+pub use consts::*;
+pub use endian::ByteOrder;
+pub use fletcher::{
+    fletcher_2, fletcher_2_byteswap, fletcher_2_native, fletcher_4, fletcher_4_byteswap,
+    fletcher_4_native,
+};
+pub use record::{Record, RecordError, RecordInfo, RecordIter, WriteInfo, WriteKind};
+pub use types::{
+    Blkptr, BlkptrError, Dva, LrCommon, LrWrite, ZilChain, ZilHeader, ZioCksum, ZioEck,
+};
