@@ -97,6 +97,8 @@ pub enum DeviceError {
     },
     /// An I/O under `O_DIRECT` was not aligned to [`DIRECT_IO_ALIGN_BYTES`].
     Misaligned { offset_bytes: u64, len_bytes: usize },
+    /// A crash-recording layer reached its memory bound.
+    RecordingFull { limit_bytes: usize },
     /// The operating system reported an error.
     Io {
         path: PathBuf,
@@ -169,6 +171,11 @@ impl fmt::Display for DeviceError {
             } => write!(
                 f,
                 "O_DIRECT I/O of {len_bytes} bytes at offset {offset_bytes} is not aligned to {DIRECT_IO_ALIGN_BYTES} bytes"
+            ),
+            DeviceError::RecordingFull { limit_bytes } => write!(
+                f,
+                "the crash recorder keeps at most {} of writes; use a smaller device or a shorter run",
+                format_size_bytes(*limit_bytes as u64)
             ),
             DeviceError::Io { path, op, source } => {
                 write!(f, "{}: {op} failed: {source}", path.display())

@@ -8,6 +8,7 @@
 //! [`ring::Ring`] and [`crashdev::RecordingDevice`] state are each behind one
 //! lock owned by whoever holds them.
 
+pub mod crashdev;
 pub mod device;
 pub mod ring;
 pub mod rng;

@@ -1,0 +1,588 @@
+//! A recording device layer for crash-consistency checks (`rzil verify`).
+//!
+//! [`RecordingDevice`] passes every write and flush through to the device it
+//! wraps and records, in order, when each write began and completed and
+//! when each flush began and completed. From that history it builds the
+//! device image a power cut at any recorded point may leave behind:
+//!
+//! - every write that *completed before a flush began*, where that flush
+//!   *completed before the cut*, is on the image (that is all a flush
+//!   promises: `fdatasync` covers writes that finished before it was called);
+//! - of every other write begun before the cut (after the last such flush,
+//!   or still in flight), an arbitrary subset lands, in an arbitrary order,
+//!   and each may be torn: only some of its sectors land. Sectors
+//!   ([`BlockIo::sector_size_bytes`], 512 B for files) are atomic.
+//!
+//! The subset, order and tearing come from a seed, so an image is a pure
+//! function of (history, cut point, seed) and any failure replays.
+//!
+//! Memory: the layer keeps a copy of the device as it was when recording
+//! started and of every byte written since, bounded by
+//! [`RECORDED_BYTES_MAX`]; past it, writes fail with
+//! [`DeviceError::RecordingFull`] rather than grow without limit.
+
+use std::fmt;
+
+use parking_lot::Mutex;
+
+use crate::device::{BlockIo, DeviceError};
+use crate::rng::Xoshiro256;
+
+/// The most written bytes one recording keeps (the `verify` workload is
+/// sized well below it).
+pub const RECORDED_BYTES_MAX: usize = 512 * 1024 * 1024;
+
+/// Chance, per volatile write, that it lands at all: 1 in 2.
+const LAND_CHANCE: (u64, u64) = (1, 2);
+/// Chance, per landing write, that it is torn: 1 in 3.
+const TEAR_CHANCE: (u64, u64) = (1, 3);
+/// Chance, per sector of a torn write, that the sector lands: 1 in 2.
+const SECTOR_LAND_CHANCE: (u64, u64) = (1, 2);
+
+/// A position in the recorded history: the number of events recorded so
+/// far. A crash "at" a point sees the events before it.
+pub type CrashPoint = usize;
+
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    WriteBegin,
+    WriteEnd,
+    FlushBegin,
+    /// A flush completed; it began at this event index.
+    FlushEnd {
+        begin: CrashPoint,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct WriteRecord {
+    offset_bytes: u64,
+    arena_start: usize,
+    len_bytes: usize,
+    begin: CrashPoint,
+    /// Event index of its completion; `None` while in flight or if it failed.
+    end: Option<CrashPoint>,
+}
+
+/// Identifies a recorded write between its begin and end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteId(usize);
+
+/// Identifies a recorded flush between its begin and end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlushId(CrashPoint);
+
+/// The history of writes and flushes, without any device: what
+/// [`RecordingDevice`] fills in, and what tests can drive directly to pin
+/// down an interleaving.
+#[derive(Debug, Default)]
+pub struct Recording {
+    events: Vec<Event>,
+    writes: Vec<WriteRecord>,
+    arena: Vec<u8>,
+    flushes_completed: usize,
+}
+
+/// Why a crash image could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashError {
+    /// The crash point lies beyond the recorded history.
+    PointOutOfRange { at: CrashPoint, events: usize },
+    /// Crash points given to a [`Crasher`] must not go backwards.
+    PointBackwards {
+        at: CrashPoint,
+        previous: CrashPoint,
+    },
+    /// A recorded write lies outside the base image (a caller bug).
+    WriteOutsideImage { offset_bytes: u64 },
+}
+
+impl fmt::Display for CrashError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CrashError::PointOutOfRange { at, events } => {
+                write!(f, "crash point {at} is past the {events} recorded events")
+            }
+            CrashError::PointBackwards { at, previous } => {
+                write!(
+                    f,
+                    "crash point {at} is before the previous one ({previous})"
+                )
+            }
+            CrashError::WriteOutsideImage { offset_bytes } => {
+                write!(
+                    f,
+                    "a recorded write at {offset_bytes} lies outside the image"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for CrashError {}
+
+impl Recording {
+    /// Record the start of a write of `data` at `offset_bytes`.
+    pub fn write_begin(&mut self, offset_bytes: u64, data: &[u8]) -> Result<WriteId, DeviceError> {
+        if self.arena.len() + data.len() > RECORDED_BYTES_MAX {
+            return Err(DeviceError::RecordingFull {
+                limit_bytes: RECORDED_BYTES_MAX,
+            });
+        }
+        let id = WriteId(self.writes.len());
+        self.writes.push(WriteRecord {
+            offset_bytes,
+            arena_start: self.arena.len(),
+            len_bytes: data.len(),
+            begin: self.events.len(),
+            end: None,
+        });
+        self.arena.extend_from_slice(data);
+        self.events.push(Event::WriteBegin);
+        Ok(id)
+    }
+
+    /// Record that write `id` completed successfully.
+    pub fn write_end(&mut self, id: WriteId) {
+        self.writes[id.0].end = Some(self.events.len());
+        self.events.push(Event::WriteEnd);
+    }
+
+    /// Record the start of a flush.
+    pub fn flush_begin(&mut self) -> FlushId {
+        let id = FlushId(self.events.len());
+        self.events.push(Event::FlushBegin);
+        id
+    }
+
+    /// Record that flush `id` completed successfully. (A failed flush is
+    /// simply never ended: it promises nothing.)
+    pub fn flush_end(&mut self, id: FlushId) {
+        self.events.push(Event::FlushEnd { begin: id.0 });
+        self.flushes_completed += 1;
+    }
+
+    /// Number of events so far: the latest crash point.
+    pub fn events(&self) -> CrashPoint {
+        self.events.len()
+    }
+
+    /// Writes recorded so far.
+    pub fn writes(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Flushes completed so far.
+    pub fn flushes_completed(&self) -> usize {
+        self.flushes_completed
+    }
+
+    /// The event index that bounds durability at `at`: writes that ended
+    /// before it are durable. It is the begin of the latest-begun flush
+    /// among those that completed before `at`.
+    fn durable_bound(&self, at: CrashPoint) -> CrashPoint {
+        self.events[..at]
+            .iter()
+            .filter_map(|event| match event {
+                Event::FlushEnd { begin } => Some(*begin),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn is_durable(write: &WriteRecord, bound: CrashPoint) -> bool {
+        write.end.is_some_and(|end| end < bound)
+    }
+
+    fn data(&self, write: &WriteRecord) -> &[u8] {
+        &self.arena[write.arena_start..write.arena_start + write.len_bytes]
+    }
+
+    fn apply(&self, image: &mut [u8], write: &WriteRecord) -> Result<(), CrashError> {
+        let start = write.offset_bytes as usize;
+        let end = start
+            .checked_add(write.len_bytes)
+            .filter(|&end| end <= image.len())
+            .ok_or(CrashError::WriteOutsideImage {
+                offset_bytes: write.offset_bytes,
+            })?;
+        image[start..end].copy_from_slice(self.data(write));
+        Ok(())
+    }
+
+    /// Land a seeded subset of the writes that are not durable at `at`, in
+    /// a seeded order, some of them torn at `sector_bytes` granularity.
+    /// Returns how many writes landed whole and how many torn.
+    fn apply_volatile(
+        &self,
+        image: &mut [u8],
+        at: CrashPoint,
+        bound: CrashPoint,
+        sector_bytes: usize,
+        seed: u64,
+    ) -> Result<CrashStats, CrashError> {
+        // Mix the point into the seed so each cut of one run differs.
+        let mut rng = Xoshiro256::new(seed ^ (at as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut volatile: Vec<&WriteRecord> = self
+            .writes
+            .iter()
+            .filter(|w| w.begin < at && !Self::is_durable(w, bound))
+            .collect();
+        rng.shuffle(&mut volatile);
+        let mut stats = CrashStats {
+            volatile_writes: volatile.len(),
+            ..CrashStats::default()
+        };
+        for write in volatile {
+            if !rng.chance(LAND_CHANCE.0, LAND_CHANCE.1) {
+                stats.dropped += 1;
+                continue;
+            }
+            if !rng.chance(TEAR_CHANCE.0, TEAR_CHANCE.1) {
+                self.apply(image, write)?;
+                stats.landed_whole += 1;
+                continue;
+            }
+            stats.torn += 1;
+            // Sector boundaries are absolute device offsets.
+            let data = self.data(write);
+            let mut pos = 0usize;
+            while pos < data.len() {
+                let abs = write.offset_bytes as usize + pos;
+                let piece = (sector_bytes - abs % sector_bytes).min(data.len() - pos);
+                if rng.chance(SECTOR_LAND_CHANCE.0, SECTOR_LAND_CHANCE.1) {
+                    let dst =
+                        image
+                            .get_mut(abs..abs + piece)
+                            .ok_or(CrashError::WriteOutsideImage {
+                                offset_bytes: write.offset_bytes,
+                            })?;
+                    dst.copy_from_slice(&data[pos..pos + piece]);
+                }
+                pos += piece;
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// What a crash image contains beyond the durable writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CrashStats {
+    /// Writes that were not yet durable at the cut.
+    pub volatile_writes: usize,
+    /// Of those, how many landed whole.
+    pub landed_whole: usize,
+    /// How many landed torn (some sectors only).
+    pub torn: usize,
+    /// How many did not land at all.
+    pub dropped: usize,
+}
+
+/// A [`BlockIo`] that records everything done through it.
+#[derive(Debug)]
+pub struct RecordingDevice<D: BlockIo> {
+    inner: D,
+    base: Vec<u8>,
+    recording: Mutex<Recording>,
+}
+
+impl<D: BlockIo> RecordingDevice<D> {
+    /// Wrap `inner`, taking a copy of its current contents as the base
+    /// every crash image starts from.
+    pub fn new(inner: D) -> Result<RecordingDevice<D>, DeviceError> {
+        let size_bytes = usize::try_from(inner.size_bytes()).unwrap_or(usize::MAX);
+        if size_bytes > RECORDED_BYTES_MAX {
+            return Err(DeviceError::RecordingFull {
+                limit_bytes: RECORDED_BYTES_MAX,
+            });
+        }
+        let mut base = crate::device::AlignedBuf::zeroed(size_bytes);
+        inner.read_at(0, &mut base[..size_bytes])?;
+        Ok(RecordingDevice {
+            base: base[..size_bytes].to_vec(),
+            inner,
+            recording: Mutex::new(Recording::default()),
+        })
+    }
+
+    /// The wrapped device.
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+
+    /// The current crash point (events recorded so far). Take it right
+    /// after a commit returns to know which crash points must keep it.
+    pub fn mark(&self) -> CrashPoint {
+        self.recording.lock().events()
+    }
+
+    /// (writes recorded, flushes completed).
+    pub fn counts(&self) -> (usize, usize) {
+        let recording = self.recording.lock();
+        (recording.writes(), recording.flushes_completed())
+    }
+
+    /// The image a power cut at `at` may leave, for `seed`.
+    pub fn crash_image(
+        &self,
+        at: CrashPoint,
+        seed: u64,
+    ) -> Result<(Vec<u8>, CrashStats), CrashError> {
+        self.crasher().crash(at, seed)
+    }
+
+    /// An incremental image builder for ascending crash points: it applies
+    /// the durable writes once, instead of once per crash.
+    pub fn crasher(&self) -> Crasher<'_, D> {
+        Crasher {
+            device: self,
+            durable: self.base.clone(),
+            applied: Vec::new(),
+            previous: 0,
+        }
+    }
+}
+
+impl<D: BlockIo> BlockIo for RecordingDevice<D> {
+    fn size_bytes(&self) -> u64 {
+        self.inner.size_bytes()
+    }
+
+    fn sector_size_bytes(&self) -> u32 {
+        self.inner.sector_size_bytes()
+    }
+
+    fn write_at(&self, offset_bytes: u64, buf: &[u8]) -> Result<(), DeviceError> {
+        let id = self.recording.lock().write_begin(offset_bytes, buf)?;
+        self.inner.write_at(offset_bytes, buf)?;
+        self.recording.lock().write_end(id);
+        Ok(())
+    }
+
+    fn read_at(&self, offset_bytes: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+        self.inner.read_at(offset_bytes, buf)
+    }
+
+    fn flush(&self) -> Result<(), DeviceError> {
+        let id = self.recording.lock().flush_begin();
+        self.inner.flush()?;
+        self.recording.lock().flush_end(id);
+        Ok(())
+    }
+}
+
+/// Builds crash images for non-decreasing crash points.
+#[derive(Debug)]
+pub struct Crasher<'a, D: BlockIo> {
+    device: &'a RecordingDevice<D>,
+    durable: Vec<u8>,
+    /// Per write: already applied to `durable`.
+    applied: Vec<bool>,
+    previous: CrashPoint,
+}
+
+impl<D: BlockIo> Crasher<'_, D> {
+    /// The image a power cut at `at` may leave, for `seed`, and what landed.
+    pub fn crash(
+        &mut self,
+        at: CrashPoint,
+        seed: u64,
+    ) -> Result<(Vec<u8>, CrashStats), CrashError> {
+        let recording = self.device.recording.lock();
+        if at > recording.events() {
+            return Err(CrashError::PointOutOfRange {
+                at,
+                events: recording.events(),
+            });
+        }
+        if at < self.previous {
+            return Err(CrashError::PointBackwards {
+                at,
+                previous: self.previous,
+            });
+        }
+        self.previous = at;
+        let bound = recording.durable_bound(at);
+        self.applied.resize(recording.writes.len(), false);
+        // Durable writes, in completion order (a later completion of an
+        // overlapping write wins, as it would on the disk).
+        let mut newly: Vec<usize> = (0..recording.writes.len())
+            .filter(|&i| !self.applied[i] && Recording::is_durable(&recording.writes[i], bound))
+            .collect();
+        newly.sort_by_key(|&i| recording.writes[i].end);
+        for i in newly {
+            recording.apply(&mut self.durable, &recording.writes[i])?;
+            self.applied[i] = true;
+        }
+        let mut image = self.durable.clone();
+        let sector_bytes = self.device.sector_size_bytes().max(1) as usize;
+        let stats = recording.apply_volatile(&mut image, at, bound, sector_bytes, seed)?;
+        Ok((image, stats))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::MemDevice;
+
+    const SECTOR: usize = 512;
+
+    fn recorder(size: usize) -> RecordingDevice<MemDevice> {
+        RecordingDevice::new(MemDevice::zeroed(size)).unwrap()
+    }
+
+    #[test]
+    fn flushed_writes_always_survive() {
+        let dev = recorder(64 * 1024);
+        dev.write_at(0, &[1u8; 4096]).unwrap();
+        dev.write_at(8192, &[2u8; 4096]).unwrap();
+        dev.flush().unwrap();
+        let at = dev.mark();
+        dev.write_at(16384, &[3u8; 4096]).unwrap();
+        for seed in 0..64 {
+            for point in [at, dev.mark()] {
+                let (image, _) = dev.crash_image(point, seed).unwrap();
+                assert!(image[..4096].iter().all(|&b| b == 1));
+                assert!(image[8192..12288].iter().all(|&b| b == 2));
+            }
+        }
+    }
+
+    #[test]
+    fn unflushed_writes_land_whole_torn_or_not_at_all_by_sector() {
+        let dev = recorder(64 * 1024);
+        dev.flush().unwrap();
+        dev.write_at(4096, &[9u8; 8192]).unwrap();
+        let (mut whole, mut torn, mut dropped) = (0, 0, 0);
+        for seed in 0..200 {
+            let (image, stats) = dev.crash_image(dev.mark(), seed).unwrap();
+            assert_eq!(stats.volatile_writes, 1);
+            let sectors: Vec<bool> = image[4096..12288]
+                .chunks(SECTOR)
+                .map(|s| {
+                    // Each sector is atomic: all new or all old.
+                    assert!(s.iter().all(|&b| b == 9) || s.iter().all(|&b| b == 0));
+                    s[0] == 9
+                })
+                .collect();
+            match sectors.iter().filter(|&&landed| landed).count() {
+                0 => dropped += 1,
+                16 => whole += 1,
+                _ => torn += 1,
+            }
+        }
+        assert!(
+            whole > 20 && torn > 20 && dropped > 50,
+            "{whole} {torn} {dropped}"
+        );
+    }
+
+    #[test]
+    fn images_are_deterministic_per_seed() {
+        let dev = recorder(64 * 1024);
+        for i in 0..10u8 {
+            dev.write_at(u64::from(i) * 4096, &[i + 1; 4096]).unwrap();
+        }
+        let at = dev.mark();
+        let a = dev.crash_image(at, 5).unwrap();
+        let b = dev.crash_image(at, 5).unwrap();
+        assert_eq!(a, b);
+        let differs = (6..20).any(|seed| dev.crash_image(at, seed).unwrap().0 != a.0);
+        assert!(differs);
+    }
+
+    #[test]
+    fn a_write_in_flight_during_a_flush_is_not_covered_by_it() {
+        let mut rec = Recording::default();
+        let early = rec.write_begin(0, &[1; 512]).unwrap();
+        rec.write_end(early);
+        let late = rec.write_begin(512, &[2; 512]).unwrap();
+        let flush = rec.flush_begin();
+        rec.write_end(late); // completes while the flush runs
+        rec.flush_end(flush);
+        let bound = rec.durable_bound(rec.events());
+        assert!(Recording::is_durable(&rec.writes[early.0], bound));
+        assert!(!Recording::is_durable(&rec.writes[late.0], bound));
+    }
+
+    #[test]
+    fn a_flush_that_has_not_completed_promises_nothing() {
+        let mut rec = Recording::default();
+        let w = rec.write_begin(0, &[1; 512]).unwrap();
+        rec.write_end(w);
+        let flush = rec.flush_begin();
+        let before_end = rec.events();
+        rec.flush_end(flush);
+        assert!(!Recording::is_durable(
+            &rec.writes[w.0],
+            rec.durable_bound(before_end)
+        ));
+        assert!(Recording::is_durable(
+            &rec.writes[w.0],
+            rec.durable_bound(rec.events())
+        ));
+    }
+
+    #[test]
+    fn writes_begun_after_the_cut_never_appear() {
+        let dev = recorder(16 * 1024);
+        let at = dev.mark();
+        dev.write_at(0, &[7u8; 4096]).unwrap();
+        dev.flush().unwrap();
+        for seed in 0..32 {
+            let (image, stats) = dev.crash_image(at, seed).unwrap();
+            assert_eq!(stats.volatile_writes, 0);
+            assert!(image.iter().all(|&b| b == 0));
+        }
+    }
+
+    #[test]
+    fn incremental_crasher_matches_fresh_images() {
+        let dev = recorder(64 * 1024);
+        let mut points = Vec::new();
+        let mut rng = Xoshiro256::new(11);
+        for i in 0..40u64 {
+            let offset = rng.below(15) * 4096;
+            dev.write_at(offset, &[(i + 1) as u8; 4096]).unwrap();
+            if rng.chance(1, 3) {
+                dev.flush().unwrap();
+            }
+            points.push(dev.mark());
+        }
+        let mut crasher = dev.crasher();
+        for (n, &at) in points.iter().enumerate() {
+            let incremental = crasher.crash(at, n as u64).unwrap();
+            assert_eq!(
+                incremental,
+                dev.crash_image(at, n as u64).unwrap(),
+                "point {at}"
+            );
+        }
+        assert_eq!(
+            crasher.crash(0, 0),
+            Err(CrashError::PointBackwards {
+                at: 0,
+                previous: *points.last().unwrap()
+            })
+        );
+        assert!(matches!(
+            dev.crash_image(dev.mark() + 1, 0),
+            Err(CrashError::PointOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn pass_through_reaches_the_inner_device() {
+        let dev = recorder(16 * 1024);
+        dev.write_at(100, b"abc").unwrap();
+        let mut back = [0u8; 3];
+        dev.read_at(100, &mut back).unwrap();
+        assert_eq!(&back, b"abc");
+        assert_eq!(dev.inner().snapshot()[100..103], *b"abc");
+        dev.flush().unwrap();
+        assert_eq!(dev.counts(), (1, 1));
+    }
+}
