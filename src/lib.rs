@@ -6,3 +6,17 @@
 #[cfg(test)]
 extern crate std;
 pub mod format;
+
+mod bounded;
+pub mod error;
+pub mod itx;
+pub mod limits;
+pub mod lwb;
+pub mod plan;
+pub mod platform;
+pub mod zil;
+
+pub use error::{Error, IoError, Limit};
+pub use itx::{Record, WriteData, WriteKind};
+pub use platform::{AllocError, BlockAddr, IndirectBlock, IoKind, IoToken, Platform, WaiterId};
+pub use zil::{ChainHead, CheckpointOutcome, Config, LwbView, Stats, WaitStatus, Zil};

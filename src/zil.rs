@@ -1,0 +1,1595 @@
+//! The log: commit path, lwb issue, the zio graph's completions, checkpoint.
+//!
+//! # Big theory
+//!
+//! A [`Zil`] is one intent log (`zilog_t`) writing one chain of slim log
+//! blocks. Callers [`assign`](Zil::assign) records (itxs) and then
+//! [`commit`](Zil::commit); a commit places every queued record into lwbs,
+//! links a commit waiter to the lwb holding the last of them, closes lwbs
+//! that are full (or, for a lone committer, at once), copies their records
+//! into block buffers with no lock held, and issues them. The caller then
+//! sleeps on the waiter ([`waiter_poll`](Zil::waiter_poll), woken through
+//! [`Platform::wake`]) and, if its lwb is still open when the commit timeout
+//! passes, closes and issues it itself ([`waiter_timeout`](Zil::waiter_timeout)).
+//!
+//! Completions ([`io_done`](Zil::io_done)) drive the zio graph of each lwb:
+//!
+//! ```text
+//! root ── write ── (child: WR_INDIRECT data writes)
+//!   │       └──── prev lwb's write   (prev ISSUED and without waiters, #17458)
+//!   ├── flushes (issued when the write is done; deferred into the next lwb
+//!   │            when this one has no waiters and the next is ISSUED, #15278)
+//!   └── prev lwb's root               (unless prev is FLUSH_DONE)
+//! ```
+//!
+//! A zio is done when all its children are; its done handler runs before its
+//! parents hear of it. Root done means FLUSH_DONE: the waiters are signalled
+//! under `zl_lock` before it is dropped (#15228), so no waiter can ever see
+//! a freed lwb. [`checkpoint`](Zil::checkpoint) (the `zil_sync` analogue)
+//! frees FLUSH_DONE lwbs from the head once their records are covered.
+//!
+//! # Locks
+//!
+//! `issuer` (`zl_issuer_lock`) → `log` (`zl_lock`) → the platform's waiter
+//! lock (leaf, inside [`Platform::wake`]). The issuer lock guards the commit
+//! list, the tail lwb's records and the size planner; the log lock guards
+//! the lwb list, every lwb object and the waiter table. No platform
+//! submission is made with either lock held; anything needed after a lock is
+//! dropped is copied into a local while it is held.
+//!
+//! # Errors
+//!
+//! The first lwb whose write or flush fails (or whose block could not be
+//! allocated) fails the log: its waiters and those of every later lwb get
+//! the error, and new commits get [`Error::LogFailed`]. The chain on disk
+//! stays valid up to the last lwb that completed.
+
+use crate::bounded::{BoundedVec, Ring};
+use crate::error::{Error, IoError, Limit};
+use crate::format::{self, Blkptr, LrCommon, LrWrite, ZioCksum};
+use crate::itx::{round8, Itx, ItxKind, Record, WriteKind};
+use crate::limits::*;
+use crate::lwb::{Closed, Lwb, LwbId, LwbObj, LwbState, New, Opened, Ready};
+use crate::plan::Planner;
+use crate::platform::{BlockAddr, IoKind, IoToken, Platform, WaiterId};
+use core::sync::atomic::{AtomicBool, Ordering};
+use lock_api::Mutex;
+
+/// Tunables of one log (the `kern.rzil` sysctls in the kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Object set id: verifier word 2 of every block.
+    pub objset: u64,
+    /// How long an open lwb waits for more records, as a percentage of the
+    /// lwb latency moving average (`zfs_commit_timeout_pct`).
+    pub commit_timeout_pct: u32,
+    /// Skip cache flushes (`zil_nocacheflush`). Unsafe with a volatile
+    /// write cache: acknowledged records can be lost on power loss.
+    pub nocacheflush: bool,
+    /// Largest lwb (`zil_maxblocksize`), a multiple of 4 KiB in
+    /// [`LWB_BLOCK_SIZE_MIN_BYTES`, `LWB_BLOCK_SIZE_MAX_BYTES`].
+    pub max_block_bytes: u32,
+    /// Records get sequence numbers above this (a replayed log's last seq).
+    pub first_lr_seq: u64,
+    /// Birth txg stamped into block pointers.
+    pub txg: u64,
+}
+
+impl Config {
+    /// Defaults for objset `objset`.
+    pub const fn new(objset: u64) -> Self {
+        Self {
+            objset,
+            commit_timeout_pct: COMMIT_TIMEOUT_PCT_DEFAULT,
+            nocacheflush: false,
+            max_block_bytes: LWB_BLOCK_SIZE_MAX_BYTES,
+            first_lr_seq: 0,
+            txg: 1,
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let m = self.max_block_bytes;
+        if !(LWB_BLOCK_SIZE_MIN_BYTES..=LWB_BLOCK_SIZE_MAX_BYTES).contains(&m)
+            || m % LWB_BLOCK_ALIGN_BYTES != 0
+        {
+            return Err(Error::InvalidRecord(
+                "max_block_bytes not a multiple of 4 KiB in [4 KiB, 128 KiB]",
+            ));
+        }
+        if self.commit_timeout_pct > 1000 {
+            return Err(Error::InvalidRecord("commit_timeout_pct above 1000"));
+        }
+        Ok(())
+    }
+}
+
+/// Counters (the `kern.rzil` stats and `rzil run`'s figures).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Calls to `commit` that got a waiter.
+    pub commits: u64,
+    /// Records placed into lwbs.
+    pub records: u64,
+    /// Record bytes placed into lwbs (headers and inline data).
+    pub record_bytes: u64,
+    /// lwbs issued.
+    pub lwbs_issued: u64,
+    /// lwbs freed by checkpoints.
+    pub lwbs_freed: u64,
+    /// Block writes submitted.
+    pub writes: u64,
+    /// Bytes of block writes submitted.
+    pub write_bytes: u64,
+    /// Flushes submitted.
+    pub flushes: u64,
+    /// Flush sets deferred into the next lwb.
+    pub flushes_deferred: u64,
+    /// lwbs closed because a waiter's commit timeout passed.
+    pub timeouts: u64,
+    /// lwbs closed at once by the single-committer fast path.
+    pub fast_closes: u64,
+    /// lwbs that completed with an error.
+    pub lwb_errors: u64,
+}
+
+/// Where the chain starts: what the platform persists (`zh_log`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    /// The first block still needed.
+    pub blk: BlockAddr,
+    /// Its verifier (guids, objset, seq).
+    pub verifier: ZioCksum,
+    /// The birth txg stamped into its block pointer.
+    pub txg: u64,
+}
+
+impl ChainHead {
+    /// The block pointer a reader starts the chain walk from.
+    pub fn blkptr(&self) -> Blkptr {
+        Blkptr::log_block(
+            self.blk.vdev,
+            self.blk.offset_bytes,
+            self.blk.size_bytes,
+            self.verifier,
+            self.txg,
+        )
+    }
+}
+
+/// What a checkpoint did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointOutcome {
+    /// lwbs freed (their blocks returned to the platform).
+    pub lwbs_freed: u32,
+    /// The chain head after the checkpoint; persist it before reusing the
+    /// freed blocks' space for anything a reader might follow.
+    pub head: ChainHead,
+}
+
+/// A commit waiter's state, as [`Zil::waiter_poll`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitStatus {
+    /// The commit is durable (`Ok`) or failed; the waiter is released.
+    Done(Result<(), Error>),
+    /// Not yet. With a deadline, call [`Zil::waiter_timeout`] if nothing
+    /// woke the caller by then; without one, sleep until woken.
+    Pending {
+        /// Absolute time (platform clock) after which to time out.
+        deadline_ns: Option<u64>,
+    },
+}
+
+/// One consistent view of an lwb, for introspection and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LwbView {
+    /// Block seq and generation.
+    pub id: LwbId,
+    /// State.
+    pub state: LwbState,
+    /// Block, if allocated.
+    pub blk: Option<BlockAddr>,
+    /// Block size.
+    pub size_bytes: u32,
+    /// Bytes used (set at close).
+    pub nused_bytes: u32,
+    /// Records in the block.
+    pub records: u32,
+    /// Highest record seq.
+    pub max_lr_seq: u64,
+    /// Linked waiters.
+    pub waiters: u16,
+    /// zio graph counters.
+    pub zio: crate::lwb::ZioCounts,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WaiterState {
+    Free,
+    /// Not linked to any lwb yet (back-pressure): retry at the deadline.
+    Unlinked,
+    /// Linked to the lwb with this block seq.
+    Linked(u64),
+    Done(Result<(), Error>),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct WaiterSlot {
+    gen: u32,
+    state: WaiterState,
+    deadline_ns: u64,
+    next: Option<u16>,
+}
+
+/// The commit waiters (`zil_commit_waiter_t`), a fixed table: a slot is
+/// named by its index plus a generation, so a stale [`WaiterId`] is caught.
+#[derive(Debug)]
+struct WaiterTable {
+    slots: [WaiterSlot; COMMIT_WAITERS_MAX],
+    free: [u16; COMMIT_WAITERS_MAX],
+    nfree: usize,
+}
+
+impl WaiterTable {
+    fn new() -> Self {
+        let mut free = [0u16; COMMIT_WAITERS_MAX];
+        for (i, f) in free.iter_mut().enumerate() {
+            // COMMIT_WAITERS_MAX fits in u16 (checked below).
+            *f = (COMMIT_WAITERS_MAX - 1 - i) as u16;
+        }
+        Self {
+            slots: [WaiterSlot {
+                gen: 0,
+                state: WaiterState::Free,
+                deadline_ns: 0,
+                next: None,
+            }; COMMIT_WAITERS_MAX],
+            free,
+            nfree: COMMIT_WAITERS_MAX,
+        }
+    }
+
+    fn alloc(&mut self) -> Option<WaiterId> {
+        self.nfree = self.nfree.checked_sub(1)?;
+        let slot = self.free[self.nfree];
+        let s = &mut self.slots[usize::from(slot)];
+        debug_assert_eq!(s.state, WaiterState::Free);
+        s.gen = s.gen.wrapping_add(1);
+        s.state = WaiterState::Unlinked;
+        s.next = None;
+        Some(WaiterId { slot, gen: s.gen })
+    }
+
+    fn get(&mut self, w: WaiterId) -> Result<&mut WaiterSlot, Error> {
+        match self.slots.get_mut(usize::from(w.slot)) {
+            Some(s) if s.gen == w.gen && s.state != WaiterState::Free => Ok(s),
+            _ => Err(Error::StaleHandle),
+        }
+    }
+
+    fn release(&mut self, w: WaiterId) {
+        let s = &mut self.slots[usize::from(w.slot)];
+        s.state = WaiterState::Free;
+        s.gen = s.gen.wrapping_add(1);
+        self.free[self.nfree] = w.slot;
+        self.nfree += 1;
+    }
+}
+
+static_assertions::const_assert!(COMMIT_WAITERS_MAX <= u16::MAX as usize);
+static_assertions::const_assert!(LWB_ITXS_MAX <= u16::MAX as usize);
+static_assertions::const_assert!(VDEVS_MAX <= 64);
+
+/// The tail lwb's handle: NEW until its first record, then OPENED.
+#[derive(Debug)]
+enum Tail {
+    New(Lwb<New>),
+    Opened(Lwb<Opened>),
+}
+
+/// State guarded by `zl_issuer_lock`.
+struct IssuerState<P: Platform> {
+    /// Itxs assigned but not yet placed (`zl_itx_commit_list`).
+    commit_list: Ring<P::ItxBox, COMMIT_LIST_ITXS_MAX>,
+    /// The tail lwb (always present: closing allocates the next one).
+    tail: Option<Tail>,
+    tail_seq: u64,
+    tail_size_bytes: u32,
+    /// Bytes reserved in the tail, chain header included.
+    nused_bytes: u32,
+    /// Records placed in the tail, in order.
+    placed: BoundedVec<P::ItxBox, LWB_ITXS_MAX>,
+    placed_bytes: u64,
+    indirect: u16,
+    min_lr_seq: u64,
+    planner: Planner,
+    /// `zl_parallel`: bursts left before the log counts as single-committer.
+    parallel: u32,
+    /// Last record sequence number handed out (`zl_lr_seq`).
+    lr_seq: u64,
+}
+
+/// A closed lwb travelling to the thread that fills and issues it.
+struct ClosedLwb<P: Platform> {
+    handle: Lwb<Closed>,
+    size_bytes: u32,
+    nused_bytes: u32,
+    itxs: BoundedVec<P::ItxBox, LWB_ITXS_MAX>,
+}
+
+/// A filled lwb; parked in the log until its block arrives if need be.
+struct ReadyLwb<P: Platform> {
+    handle: Lwb<Ready>,
+    buf: Option<P::Buf>,
+    nused_bytes: u32,
+}
+
+/// State guarded by `zl_lock`.
+struct LogState<P: Platform> {
+    /// `zl_lwb_list`, oldest first; block seqs are consecutive.
+    lwbs: Ring<P::LwbBox, LWB_INFLIGHT_MAX>,
+    /// READY lwbs waiting for their block, by `seq % LWB_INFLIGHT_MAX`.
+    parked: [Option<ReadyLwb<P>>; LWB_INFLIGHT_MAX],
+    next_gen: u32,
+    guid: [u64; 2],
+    waiters: WaiterTable,
+    /// `zl_last_lwb_latency`: moving average of issue → flush done, ns.
+    last_latency_ns: u64,
+    /// Block seq of the first lwb that failed.
+    failed_at_seq: Option<u64>,
+    failure: Option<Error>,
+    /// vdevs that answered a flush with "not supported" (`vdev_nowritecache`).
+    nowritecache: u64,
+    /// Highest record seq known durable (`zl_commit_lr_seq`).
+    durable_lr_seq: u64,
+    stats: Stats,
+}
+
+/// What an issue hands the issuing thread to do once `zl_lock` is dropped:
+/// plain data, no reference to the lwb.
+struct Submission<P: Platform> {
+    io: IoToken,
+    addr: Option<BlockAddr>,
+    buf: Option<P::Buf>,
+    nused_bytes: u32,
+    verifier: ZioCksum,
+    next: Blkptr,
+}
+
+/// Work queued by the zio graph inside one `zl_lock` hold.
+#[derive(Clone, Copy, Debug)]
+enum ZioEvent {
+    /// One child of lwb `seq`'s write zio finished (with this error).
+    WriteChildDone(u64, Option<Error>),
+    /// One child of lwb `seq`'s root zio finished.
+    RootChildDone(u64, Option<Error>),
+}
+
+/// Most zio events one completion can set off: each lwb's write and root
+/// finish at most once, each notifying one parent.
+const ZIO_EVENTS_MAX: usize = 4 * LWB_INFLIGHT_MAX + 4;
+
+/// Flushes to submit after `zl_lock` is dropped: (lwb id, vdev mask).
+type FlushList = BoundedVec<(LwbId, u64), LWB_INFLIGHT_MAX>;
+
+/// One intent log. See the module documentation.
+pub struct Zil<P: Platform> {
+    platform: P,
+    config: Config,
+    failed: AtomicBool,
+    issuer: Mutex<P::RawMutex, IssuerState<P>>,
+    log: Mutex<P::RawMutex, LogState<P>>,
+}
+
+impl<P: Platform> core::fmt::Debug for Zil<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Zil")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn vdev_bit(vdev: u32) -> u64 {
+    1u64 << (vdev % VDEVS_MAX)
+}
+
+impl<P: Platform> LogState<P> {
+    fn index_of_seq(&self, seq: u64) -> Option<usize> {
+        let head = self.lwbs.front()?.id.seq;
+        let i = usize::try_from(seq.checked_sub(head)?).ok()?;
+        (i < self.lwbs.len()).then_some(i)
+    }
+
+    fn obj(&mut self, i: usize) -> &mut LwbObj {
+        self.lwbs.get_mut(i).expect("lwb index in range")
+    }
+
+    fn find(&self, id: LwbId) -> Result<usize, Error> {
+        let i = self.index_of_seq(id.seq).ok_or(Error::StaleHandle)?;
+        match self.lwbs.get(i) {
+            Some(o) if o.id == id => Ok(i),
+            _ => Err(Error::StaleHandle),
+        }
+    }
+
+    fn timeout_ns(&self, pct: u32) -> u64 {
+        (self.last_latency_ns.saturating_mul(u64::from(pct.max(1))) / 100)
+            .clamp(COMMIT_TIMEOUT_NS_MIN, COMMIT_TIMEOUT_NS_MAX)
+    }
+
+    /// Whether an lwb with block seq `seq` is ordered after a failure.
+    fn failed_through(&self, seq: u64) -> Option<Error> {
+        match self.failed_at_seq {
+            Some(f) if f <= seq => Some(Error::LogFailed),
+            _ => None,
+        }
+    }
+
+    /// Link waiter `w` to lwb index `i` (`zil_commit_waiter_link_lwb`).
+    fn link_waiter(&mut self, w: WaiterId, i: usize, deadline_ns: u64) -> Result<(), Error> {
+        let head = {
+            let o = self.obj(i);
+            debug_assert!(o.state < LwbState::FlushDone);
+            o.waiters += 1;
+            let seq = o.id.seq;
+            let h = o.waiters_head.replace(w.slot);
+            (seq, h)
+        };
+        let s = self.waiters.get(w)?;
+        s.state = WaiterState::Linked(head.0);
+        s.next = head.1;
+        s.deadline_ns = deadline_ns;
+        Ok(())
+    }
+
+    /// Signal and unlink every waiter of lwb `i`, under `zl_lock`.
+    fn signal_waiters(&mut self, i: usize, result: Result<(), Error>, platform: &P) {
+        let mut next = {
+            let o = self.obj(i);
+            o.waiters = 0;
+            o.waiters_head.take()
+        };
+        // Bounded: each slot is on at most one list, COMMIT_WAITERS_MAX in all.
+        for _ in 0..COMMIT_WAITERS_MAX {
+            let Some(slot) = next else { break };
+            let s = &mut self.waiters.slots[usize::from(slot)];
+            next = s.next.take();
+            s.state = WaiterState::Done(result);
+            platform.wake(WaiterId { slot, gen: s.gen });
+        }
+        debug_assert!(next.is_none(), "waiter list longer than the table");
+    }
+}
+
+impl<P: Platform> Zil<P> {
+    /// Start a new log: a new chain (fresh verifier GUIDs) whose first block
+    /// (4 KiB, `ZIL_MIN_BLKSZ`) is allocated now. Persist
+    /// [`chain_head`](Zil::chain_head) before acknowledging any commit to
+    /// anyone who will need to replay (as `zil_create` waits for `zh_log`).
+    pub fn new(platform: P, config: Config) -> Result<Self, Error> {
+        config.validate()?;
+        let guid = [platform.random_u64(), platform.random_u64()];
+        let first_seq = 1;
+        let blk = platform
+            .alloc_log_block(LWB_BLOCK_SIZE_MIN_BYTES)
+            .map_err(|_| Error::NoLogSpace)?;
+        let mut obj = LwbObj::new(
+            LwbId {
+                seq: first_seq,
+                gen: 1,
+            },
+            LWB_BLOCK_SIZE_MIN_BYTES,
+        );
+        obj.blk = Some(blk);
+        let boxed = match platform.alloc_lwb(obj) {
+            Ok(b) => b,
+            Err(_) => {
+                platform.free_log_block(blk);
+                return Err(Error::Backpressure(Limit::LwbPool));
+            }
+        };
+        let handle = Lwb::for_new(&boxed);
+        let mut lwbs = Ring::new();
+        if lwbs.push_back(boxed).is_err() {
+            unreachable!("empty ring");
+        }
+        let issuer = IssuerState {
+            commit_list: Ring::new(),
+            tail: Some(Tail::New(handle)),
+            tail_seq: first_seq,
+            tail_size_bytes: LWB_BLOCK_SIZE_MIN_BYTES,
+            nused_bytes: ZIL_CHAIN_BYTES,
+            placed: BoundedVec::new(),
+            placed_bytes: 0,
+            indirect: 0,
+            min_lr_seq: 0,
+            planner: Planner::new(config.max_block_bytes),
+            parallel: 0,
+            lr_seq: config.first_lr_seq,
+        };
+        let log = LogState {
+            lwbs,
+            parked: core::array::from_fn(|_| None),
+            next_gen: 2,
+            guid,
+            waiters: WaiterTable::new(),
+            last_latency_ns: 0,
+            failed_at_seq: None,
+            failure: None,
+            nowritecache: 0,
+            durable_lr_seq: config.first_lr_seq,
+            stats: Stats::default(),
+        };
+        Ok(Self {
+            platform,
+            config,
+            failed: AtomicBool::new(false),
+            issuer: Mutex::new(issuer),
+            log: Mutex::new(log),
+        })
+    }
+
+    /// The platform this log runs on.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// The tunables.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn head_of(&self, log: &LogState<P>) -> ChainHead {
+        let o = log
+            .lwbs
+            .front()
+            .expect("the list always holds the tail lwb");
+        let blk = o.blk.expect("the head lwb always has a block");
+        ChainHead {
+            blk,
+            verifier: ZioCksum::verifier(log.guid[0], log.guid[1], self.config.objset, o.id.seq),
+            txg: self.config.txg,
+        }
+    }
+
+    /// Where a reader starts the chain.
+    pub fn chain_head(&self) -> ChainHead {
+        let log = self.log.lock();
+        self.head_of(&log)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.log.lock().stats
+    }
+
+    /// The error that failed the log, if any.
+    pub fn failure(&self) -> Option<Error> {
+        self.log.lock().failure
+    }
+
+    /// Highest record seq known durable.
+    pub fn durable_lr_seq(&self) -> u64 {
+        self.log.lock().durable_lr_seq
+    }
+
+    /// Call `f` with a view of every lwb on the list, oldest first, taken
+    /// under one hold of `zl_lock`.
+    pub fn for_each_lwb(&self, mut f: impl FnMut(&LwbView)) {
+        let log = self.log.lock();
+        for o in log.lwbs.iter() {
+            f(&LwbView {
+                id: o.id,
+                state: o.state,
+                blk: o.blk,
+                size_bytes: o.size_bytes,
+                nused_bytes: o.nused_bytes,
+                records: o.records,
+                max_lr_seq: o.max_lr_seq,
+                waiters: o.waiters,
+                zio: o.zio,
+            });
+        }
+    }
+
+    /// Queue a record for the next commit (`zil_itx_assign`). Copies inline
+    /// data now. Fails with back-pressure when the commit list or the itx
+    /// pool is full, and with [`Error::LogFailed`] once the log failed.
+    pub fn assign(&self, txg: u64, rec: &Record<'_>) -> Result<(), Error> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(Error::LogFailed);
+        }
+        let mut itx = self
+            .platform
+            .alloc_itx()
+            .map_err(|_| Error::Backpressure(Limit::ItxPool))?;
+        itx.fill(txg, rec)?;
+        let max_data = u64::from(self.config.max_block_bytes - ZIL_CHAIN_BYTES);
+        if !matches!(
+            itx.kind,
+            ItxKind::Write {
+                kind: WriteKind::NeedCopy,
+                ..
+            }
+        ) && itx.whole_bytes() > max_data
+        {
+            return Err(Error::InvalidRecord(
+                "record larger than the largest log block",
+            ));
+        }
+        let mut iss = self.issuer.lock();
+        iss.commit_list
+            .push_back(itx)
+            .map_err(|_| Error::Backpressure(Limit::CommitListItxs))
+    }
+
+    /// Commit every record assigned so far (`zil_commit`): returns a waiter
+    /// to poll. The lwbs this call closes are filled and issued before it
+    /// returns, by this thread, with no lock held.
+    pub fn commit(&self) -> Result<WaiterId, Error> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(Error::LogFailed);
+        }
+        let w = {
+            let mut log = self.log.lock();
+            let w = log
+                .waiters
+                .alloc()
+                .ok_or(Error::Backpressure(Limit::CommitWaiters))?;
+            log.stats.commits += 1;
+            w
+        };
+        self.commit_writer(w, true);
+        Ok(w)
+    }
+
+    /// `zil_commit_writer`: place queued records, link `w`, close what must
+    /// be closed, and fill + issue those lwbs after dropping the issuer lock.
+    /// Bounded: each round closes at most one lwb; rounds stop when the
+    /// commit list is drained or a limit is hit.
+    fn commit_writer(&self, w: WaiterId, detect_parallel: bool) {
+        let mut detect = detect_parallel;
+        for _ in 0..=LWB_INFLIGHT_MAX {
+            let closed = {
+                let mut iss = self.issuer.lock();
+                if detect {
+                    self.detect_parallel(&mut iss);
+                    detect = false;
+                }
+                self.commit_round(&mut iss, w)
+            };
+            match closed {
+                Some(c) => self.fill_and_issue(c),
+                None => return,
+            }
+        }
+    }
+
+    /// `zl_parallel` upkeep at the start of a commit: another committer's
+    /// records or waiters in the tail, or an unflushed previous lwb, mean
+    /// the log is shared; wait for company instead of closing at once.
+    fn detect_parallel(&self, iss: &mut IssuerState<P>) {
+        let log = self.log.lock();
+        let Some(ti) = log.index_of_seq(iss.tail_seq) else {
+            return;
+        };
+        let tail = log.lwbs.get(ti).expect("index in range");
+        if matches!(iss.tail, Some(Tail::Opened(_))) || tail.waiters > 0 {
+            iss.parallel = ZIL_BURSTS as u32;
+        } else if ti > 0
+            && log
+                .lwbs
+                .get(ti - 1)
+                .is_some_and(|p| p.state != LwbState::FlushDone)
+        {
+            iss.parallel = iss.parallel.max(ZIL_BURSTS as u32 / 2);
+        }
+    }
+
+    /// One round of placement. Returns a closed lwb to fill and issue, or
+    /// `None` when the waiter is linked (or done, or left to retry).
+    fn commit_round(&self, iss: &mut IssuerState<P>, w: WaiterId) -> Option<ClosedLwb<P>> {
+        // Bounded by the commit list's capacity plus one split per record.
+        for _ in 0..2 * COMMIT_LIST_ITXS_MAX + 2 {
+            let Some(itx) = iss.commit_list.pop_front() else {
+                break;
+            };
+            match self.place(iss, itx) {
+                Ok(None) => {}
+                Ok(Some(itx)) => {
+                    // Did not fit: close the tail and continue in the next one.
+                    let back = iss.commit_list.push_front(itx);
+                    debug_assert!(back.is_ok(), "slot just freed");
+                    if iss.placed.is_empty()
+                        && iss.nused_bytes == ZIL_CHAIN_BYTES
+                        && matches!(iss.tail, Some(Tail::New(_)))
+                    {
+                        // The tail is empty and still too small: cannot
+                        // happen, the planner sizes after the record.
+                        debug_assert!(false, "record does not fit an empty tail");
+                    }
+                    match self.close_tail(iss) {
+                        Ok(c) => return Some(c),
+                        Err(_) => {
+                            self.leave_unlinked(w);
+                            return None;
+                        }
+                    }
+                }
+                Err(itx) => {
+                    // Pool empty while splitting: retry later.
+                    let back = iss.commit_list.push_front(itx);
+                    debug_assert!(back.is_ok(), "slot just freed");
+                    self.leave_unlinked(w);
+                    return None;
+                }
+            }
+        }
+        self.link_and_decide(iss, w)
+    }
+
+    fn leave_unlinked(&self, w: WaiterId) {
+        let mut log = self.log.lock();
+        let now = self.platform.now_ns();
+        if let Ok(s) = log.waiters.get(w) {
+            if !matches!(s.state, WaiterState::Done(_)) {
+                s.state = WaiterState::Unlinked;
+                s.deadline_ns = now + COMMIT_RETRY_NS;
+            }
+        }
+    }
+
+    /// Link the waiter once every queued record is placed, and close the
+    /// tail at once if the log is used by a single committer.
+    fn link_and_decide(&self, iss: &mut IssuerState<P>, w: WaiterId) -> Option<ClosedLwb<P>> {
+        let tail_has_records = !iss.placed.is_empty();
+        {
+            let mut log = self.log.lock();
+            let already = match log.waiters.get(w) {
+                Ok(s) => !matches!(s.state, WaiterState::Unlinked),
+                Err(_) => true,
+            };
+            if !already {
+                let ti = log.index_of_seq(iss.tail_seq).expect("tail on the list");
+                let now = self.platform.now_ns();
+                if tail_has_records {
+                    let deadline = now + log.timeout_ns(self.config.commit_timeout_pct);
+                    let linked = log.link_waiter(w, ti, deadline);
+                    debug_assert!(linked.is_ok());
+                } else if ti > 0
+                    && log
+                        .lwbs
+                        .get(ti - 1)
+                        .is_some_and(|p| p.state != LwbState::FlushDone)
+                {
+                    // Nothing new: wait for the newest lwb in flight, which
+                    // carries (or is ordered after) every earlier record.
+                    let linked = log.link_waiter(w, ti - 1, now);
+                    debug_assert!(linked.is_ok());
+                } else {
+                    let result = match log.failure {
+                        Some(_) => Err(Error::LogFailed),
+                        None => Ok(()),
+                    };
+                    if let Ok(s) = log.waiters.get(w) {
+                        s.state = WaiterState::Done(result);
+                    }
+                }
+            }
+        }
+        if tail_has_records && iss.parallel == 0 {
+            if let Ok(c) = self.close_tail(iss) {
+                self.log.lock().stats.fast_closes += 1;
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Place one itx into the tail (`zil_lwb_assign`). `Ok(None)`: placed
+    /// (perhaps after splitting off a remainder, now at the commit list's
+    /// head). `Ok(Some(itx))`: does not fit, close the tail first.
+    /// `Err(itx)`: the itx pool is empty, retry later.
+    fn place(
+        &self,
+        iss: &mut IssuerState<P>,
+        mut itx: P::ItxBox,
+    ) -> Result<Option<P::ItxBox>, P::ItxBox> {
+        let space = u64::from(iss.tail_size_bytes - iss.nused_bytes);
+        let need = itx.whole_bytes();
+        if iss.placed.is_full() {
+            return Ok(Some(itx));
+        }
+        if need > space {
+            let ItxKind::Write {
+                foid,
+                offset,
+                length,
+                kind: WriteKind::NeedCopy,
+            } = itx.kind
+            else {
+                return Ok(Some(itx));
+            };
+            // WR_NEED_COPY splits (`zil_itx_clone`) if a useful piece fits.
+            let hdr = u64::from(LR_WRITE_HEADER_BYTES);
+            let piece = (space.saturating_sub(hdr)) & !7;
+            if piece < u64::from(LWB_SPLIT_MIN_BYTES) {
+                return Ok(Some(itx));
+            }
+            let mut rest = match self.platform.alloc_itx() {
+                Ok(r) => r,
+                Err(_) => return Err(itx),
+            };
+            rest.txg = itx.txg;
+            rest.txtype = itx.txtype;
+            rest.kind = ItxKind::Write {
+                foid,
+                offset: offset + piece,
+                length: length - piece,
+                kind: WriteKind::NeedCopy,
+            };
+            itx.kind = ItxKind::Write {
+                foid,
+                offset,
+                length: piece,
+                kind: WriteKind::NeedCopy,
+            };
+            if let Err(rest) = iss.commit_list.push_front(rest) {
+                // The list is full: undo the split and close instead.
+                itx.kind = ItxKind::Write {
+                    foid,
+                    offset,
+                    length,
+                    kind: WriteKind::NeedCopy,
+                };
+                drop(rest);
+                return Ok(Some(itx));
+            }
+        }
+        let need = itx.whole_bytes();
+        debug_assert!(need <= space);
+        // Open the tail on its first record (NEW → OPENED).
+        if let Some(Tail::New(h)) = iss.tail.take() {
+            let mut log = self.log.lock();
+            let ti = log.index_of_seq(iss.tail_seq).expect("tail on the list");
+            iss.tail = Some(Tail::Opened(h.open(log.obj(ti))));
+        }
+        iss.lr_seq += 1;
+        itx.lr_seq = iss.lr_seq;
+        if iss.placed.is_empty() {
+            iss.min_lr_seq = itx.lr_seq;
+        }
+        if matches!(
+            itx.kind,
+            ItxKind::Write {
+                kind: WriteKind::Indirect,
+                ..
+            }
+        ) {
+            iss.indirect += 1;
+        }
+        // `need` is at most a block (< 2^32).
+        iss.nused_bytes += need as u32;
+        iss.placed_bytes += need;
+        iss.planner.note_assigned(need);
+        if iss.placed.push(itx).is_err() {
+            unreachable!("checked not full above");
+        }
+        Ok(None)
+    }
+
+    /// OPENED → CLOSED (`zil_lwb_write_close`): pick the next lwb's size,
+    /// allocate it (NEW, no block yet) and hand the closed lwb out. Fails
+    /// (leaving the tail open) when the list or the lwb pool is full.
+    fn close_tail(&self, iss: &mut IssuerState<P>) -> Result<ClosedLwb<P>, Limit> {
+        let Some(Tail::Opened(h)) = iss.tail.take() else {
+            unreachable!("closing a tail that is not OPENED");
+        };
+        iss.planner.note_placed(iss.placed_bytes);
+        let next_size = iss.planner.next_block_bytes(iss.parallel > 0);
+        let mut log = self.log.lock();
+        if log.lwbs.is_full() {
+            iss.tail = Some(Tail::Opened(h));
+            return Err(Limit::LwbsInflight);
+        }
+        let gen = log.next_gen;
+        let next_seq = iss.tail_seq + 1;
+        let nobj = match self
+            .platform
+            .alloc_lwb(LwbObj::new(LwbId { seq: next_seq, gen }, next_size))
+        {
+            Ok(b) => b,
+            Err(_) => {
+                iss.tail = Some(Tail::Opened(h));
+                return Err(Limit::LwbPool);
+            }
+        };
+        log.next_gen = gen.wrapping_add(1).max(1);
+        let ti = log.index_of_seq(iss.tail_seq).expect("tail on the list");
+        let closed = {
+            let o = log.obj(ti);
+            let c = h.close(o);
+            o.nused_bytes = iss.nused_bytes;
+            o.records = iss.placed.len() as u32;
+            o.min_lr_seq = iss.min_lr_seq;
+            o.max_lr_seq = iss.lr_seq;
+            o.zio.child_pending = iss.indirect;
+            c
+        };
+        log.stats.records += iss.placed.len() as u64;
+        log.stats.record_bytes += iss.placed_bytes;
+        let new_handle = Lwb::for_new(&nobj);
+        if log.lwbs.push_back(nobj).is_err() {
+            unreachable!("checked not full above");
+        }
+        drop(log);
+        let mut itxs = BoundedVec::new();
+        for itx in iss.placed.drain() {
+            if itxs.push(itx).is_err() {
+                unreachable!("same capacity");
+            }
+        }
+        let c = ClosedLwb {
+            handle: closed,
+            size_bytes: iss.tail_size_bytes,
+            nused_bytes: iss.nused_bytes,
+            itxs,
+        };
+        iss.tail = Some(Tail::New(new_handle));
+        iss.tail_seq = next_seq;
+        iss.tail_size_bytes = next_size;
+        iss.nused_bytes = ZIL_CHAIN_BYTES;
+        iss.placed_bytes = 0;
+        iss.indirect = 0;
+        iss.min_lr_seq = 0;
+        Ok(c)
+    }
+
+    /// Copy a closed lwb's records into a fresh buffer (no lock held; this
+    /// thread owns the buffer and the itxs), then make it READY and issue.
+    fn fill_and_issue(&self, c: ClosedLwb<P>) {
+        let ClosedLwb {
+            handle,
+            size_bytes,
+            nused_bytes,
+            mut itxs,
+        } = c;
+        let id = handle.id();
+        let mut buf = self.platform.alloc_buf(size_bytes).ok();
+        let mut error = if buf.is_none() {
+            Some(Error::NoLogSpace)
+        } else {
+            None
+        };
+        let mut vdevs = 0u64;
+        let mut indirect_not_started = 0u16;
+        let mut off = ZIL_CHAIN_BYTES as usize;
+        for itx in itxs.drain() {
+            let is_indirect = matches!(
+                itx.kind,
+                ItxKind::Write {
+                    kind: WriteKind::Indirect,
+                    ..
+                }
+            );
+            match buf.as_deref_mut() {
+                Some(b) if error.is_none() => {
+                    match self.encode(&itx, id, &mut b[..size_bytes as usize], off) {
+                        Ok((len, vdev)) => {
+                            off += len;
+                            vdevs |= vdev;
+                        }
+                        Err(e) => {
+                            error = Some(e);
+                            if is_indirect {
+                                indirect_not_started += 1;
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    if is_indirect {
+                        indirect_not_started += 1;
+                    }
+                }
+            }
+            drop(itx);
+        }
+        debug_assert!(
+            error.is_some() || off == nused_bytes as usize,
+            "placed {off} != reserved {nused_bytes}"
+        );
+        let ready = {
+            let mut log = self.log.lock();
+            let i = log.find(id).expect("a closed lwb cannot be freed");
+            let o = log.obj(i);
+            o.vdevs |= vdevs;
+            if let Some(e) = error {
+                o.error.get_or_insert(e);
+            }
+            // Indirect writes that were never started will never complete.
+            o.zio.child_pending -= indirect_not_started;
+            if indirect_not_started > 0 {
+                o.write_error.get_or_insert(Error::Io(IoError::Io));
+            }
+            ReadyLwb {
+                handle: handle.ready(o),
+                buf,
+                nused_bytes,
+            }
+        };
+        self.issue(ready);
+    }
+
+    /// Encode one itx at `off` in `block`; returns (bytes used, vdev bit of
+    /// an indirect data block).
+    fn encode(
+        &self,
+        itx: &Itx,
+        id: LwbId,
+        block: &mut [u8],
+        off: usize,
+    ) -> Result<(usize, u64), Error> {
+        let bad = Error::InvalidRecord("record does not fit its reserved space");
+        let whole = usize::try_from(itx.whole_bytes()).map_err(|_| bad)?;
+        let out = block.get_mut(off..off + whole).ok_or(bad)?;
+        let common = LrCommon {
+            txtype: itx.txtype,
+            reclen: whole as u64,
+            txg: itx.txg,
+            seq: itx.lr_seq,
+        };
+        match itx.kind {
+            ItxKind::Opaque { body_bytes } => {
+                common.encode(out).ok_or(bad)?;
+                let n = body_bytes as usize;
+                let hdr = LR_HEADER_BYTES as usize;
+                out[hdr..hdr + n].copy_from_slice(&itx.bytes[..n]);
+                out[hdr + n..].fill(0);
+                Ok((whole, 0))
+            }
+            ItxKind::Write {
+                foid,
+                offset,
+                length,
+                kind,
+            } => {
+                let mut lr = LrWrite {
+                    common,
+                    foid,
+                    offset,
+                    length,
+                    blkoff: 0,
+                    blkptr: Blkptr::HOLE,
+                };
+                let hdr = LR_WRITE_HEADER_BYTES as usize;
+                let n = length as usize;
+                let mut vdev = 0;
+                match kind {
+                    WriteKind::Copied => {
+                        out[hdr..hdr + n].copy_from_slice(&itx.bytes[..n]);
+                        out[hdr + n..].fill(0);
+                    }
+                    WriteKind::NeedCopy => {
+                        self.platform
+                            .get_data(foid, offset, &mut out[hdr..hdr + n])
+                            .map_err(Error::Io)?;
+                        out[hdr + n..].fill(0);
+                    }
+                    WriteKind::Indirect => {
+                        let io = IoToken {
+                            lwb: id,
+                            kind: IoKind::Indirect,
+                        };
+                        let ib = self
+                            .platform
+                            .submit_indirect(io, foid, offset, length)
+                            .map_err(Error::Io)?;
+                        lr.blkptr = ib.blkptr;
+                        vdev = vdev_bit(ib.vdev);
+                    }
+                }
+                lr.encode(out).ok_or(bad)?;
+                Ok((whole, vdev))
+            }
+        }
+    }
+
+    /// READY → ISSUED, then the same for every following READY lwb whose
+    /// block this issue provides (`goto next_lwb`). Bounded by the list.
+    fn issue(&self, first: ReadyLwb<P>) {
+        let mut next = Some(first);
+        for _ in 0..=LWB_INFLIGHT_MAX {
+            let Some(ready) = next.take() else { return };
+            let (sub, n) = {
+                let mut log = self.log.lock();
+                match self.issue_locked(&mut log, ready) {
+                    Some(x) => x,
+                    None => return, // parked until the previous lwb is issued
+                }
+            };
+            // zl_lock dropped: only locals from here on.
+            self.submit(sub);
+            next = n;
+        }
+        debug_assert!(next.is_none(), "issue chain longer than the list");
+    }
+
+    /// Under `zl_lock`: allocate the next block, wire the zio graph, move to
+    /// ISSUED. Consumes the READY handle. Returns what to submit and the
+    /// next lwb if it was already READY.
+    fn issue_locked(
+        &self,
+        log: &mut LogState<P>,
+        ready: ReadyLwb<P>,
+    ) -> Option<(Submission<P>, Option<ReadyLwb<P>>)> {
+        let id = ready.handle.id();
+        let i = log.find(id).expect("a READY lwb cannot be freed");
+        {
+            let o = log.obj(i);
+            if o.blk.is_none() && o.error.is_none() {
+                // The previous lwb has not been issued: it will pick us up.
+                let slot = (id.seq % LWB_INFLIGHT_MAX as u64) as usize;
+                debug_assert!(log.parked[slot].is_none());
+                log.parked[slot] = Some(ready);
+                return None;
+            }
+        }
+        let failed = log.failed_through(id.seq);
+        let verifier = ZioCksum::verifier(log.guid[0], log.guid[1], self.config.objset, id.seq);
+        let next_verifier = verifier.next_in_chain();
+        // The next lwb always exists: closing allocated it.
+        let mut next = Blkptr {
+            cksum: next_verifier,
+            ..Blkptr::HOLE
+        };
+        {
+            let error = log.obj(i).error.or(failed);
+            let n = log.obj(i + 1);
+            match error {
+                Some(e) => {
+                    n.error.get_or_insert(e);
+                }
+                None => match self.platform.alloc_log_block(n.size_bytes) {
+                    Ok(addr) => {
+                        n.blk = Some(addr);
+                        next = Blkptr::log_block(
+                            addr.vdev,
+                            addr.offset_bytes,
+                            addr.size_bytes,
+                            next_verifier,
+                            self.config.txg,
+                        );
+                    }
+                    Err(_) => {
+                        // #15132: this block is still written and valid; the
+                        // chain ends after it (hole next pointer carrying
+                        // the next verifier), and the next lwb fails.
+                        n.error = Some(Error::NoLogSpace);
+                    }
+                },
+            }
+        }
+        // zil_lwb_set_zio_dependency.
+        let (write_link, root_link) = if i == 0 {
+            (false, false)
+        } else {
+            let p = log.obj(i - 1);
+            assert!(
+                p.state >= LwbState::Issued,
+                "issuing lwb {} before its predecessor",
+                id.seq
+            );
+            match p.state {
+                LwbState::Issued => {
+                    let w = p.waiters == 0;
+                    p.zio.write_parent_next = w;
+                    p.zio.root_parent_next = true;
+                    (w, true)
+                }
+                LwbState::WriteDone => {
+                    p.zio.root_parent_next = true;
+                    (false, true)
+                }
+                _ => (false, false),
+            }
+        };
+        let now = self.platform.now_ns();
+        let o = log.obj(i);
+        if let Some(e) = failed {
+            o.error.get_or_insert(e);
+        }
+        let child = o.zio.child_pending > 0;
+        o.zio.write_pending = 1 + u8::from(child) + u8::from(write_link);
+        o.zio.root_pending = 1 + u16::from(root_link);
+        o.zio.root_armed = true;
+        o.issued_ns = now;
+        let addr = if o.error.is_none() { o.blk } else { None };
+        if let Some(a) = addr {
+            o.vdevs |= vdev_bit(a.vdev);
+        }
+        ready.handle.issue(o);
+        log.stats.lwbs_issued += 1;
+        let nslot = ((id.seq + 1) % LWB_INFLIGHT_MAX as u64) as usize;
+        let n = if log.obj(i + 1).state == LwbState::Ready {
+            log.parked[nslot].take()
+        } else {
+            None
+        };
+        let sub = Submission {
+            io: IoToken {
+                lwb: id,
+                kind: IoKind::Write,
+            },
+            addr,
+            buf: ready.buf,
+            nused_bytes: ready.nused_bytes,
+            verifier,
+            next,
+        };
+        Some((sub, n))
+    }
+
+    /// Seal the block and submit its write, with no lock held. An lwb that
+    /// carries an error is not written: its write zio completes with the
+    /// error right here, as OpenZFS's `zio_null` carrying `lwb_error` does.
+    fn submit(&self, sub: Submission<P>) {
+        let Submission {
+            io,
+            addr,
+            buf,
+            nused_bytes,
+            verifier,
+            next,
+        } = sub;
+        match (addr, buf) {
+            (Some(addr), Some(mut buf)) => {
+                let block = &mut buf[..addr.size_bytes as usize];
+                match format::seal_slim_block(block, nused_bytes as usize, &next, &verifier) {
+                    Ok(len) => {
+                        {
+                            let mut log = self.log.lock();
+                            log.stats.writes += 1;
+                            log.stats.write_bytes += len as u64;
+                        }
+                        self.platform.submit_write(io, addr, buf, len);
+                    }
+                    Err(_) => {
+                        let _ = self.io_done(io, Err(IoError::Io));
+                    }
+                }
+            }
+            _ => {
+                let _ = self.io_done(io, Err(IoError::NoSpace));
+            }
+        }
+    }
+
+    /// A submitted I/O completed. Call from any thread, with no core lock
+    /// held. Errors are returned for completions the core did not expect
+    /// (stale or duplicate); they change nothing.
+    pub fn io_done(&self, io: IoToken, result: Result<(), IoError>) -> Result<(), Error> {
+        let mut flushes = FlushList::new();
+        {
+            let mut log = self.log.lock();
+            let i = log.find(io.lwb)?;
+            let mut events: BoundedVec<ZioEvent, ZIO_EVENTS_MAX> = BoundedVec::new();
+            let seq = io.lwb.seq;
+            let o = log.obj(i);
+            match io.kind {
+                IoKind::Indirect => {
+                    if o.zio.child_pending == 0 || o.state >= LwbState::WriteDone {
+                        return Err(Error::UnexpectedCompletion);
+                    }
+                    o.zio.child_pending -= 1;
+                    let err = result.err().map(Error::Io);
+                    if let Some(e) = err {
+                        o.write_error.get_or_insert(e);
+                    }
+                    if o.zio.child_pending == 0 && o.zio.root_armed {
+                        let _ = events.push(ZioEvent::WriteChildDone(seq, err));
+                    }
+                }
+                IoKind::Write => {
+                    if o.state != LwbState::Issued
+                        || o.zio.write_pending == 0
+                        || o.zio.write_own_done
+                    {
+                        return Err(Error::UnexpectedCompletion);
+                    }
+                    o.zio.write_own_done = true;
+                    let _ = events.push(ZioEvent::WriteChildDone(seq, result.err().map(Error::Io)));
+                }
+                IoKind::Flush { vdev } => {
+                    if o.state != LwbState::WriteDone || o.zio.root_pending == 0 {
+                        return Err(Error::UnexpectedCompletion);
+                    }
+                    let err = match result {
+                        Ok(()) => None,
+                        Err(IoError::NotSupported) => {
+                            log.nowritecache |= vdev_bit(vdev);
+                            None
+                        }
+                        Err(e) => Some(Error::Io(e)),
+                    };
+                    let _ = events.push(ZioEvent::RootChildDone(seq, err));
+                }
+            }
+            self.run_zio_events(&mut log, &mut events, &mut flushes);
+        }
+        // zl_lock dropped: submit the flushes the write-done handlers asked for.
+        for (id, mask) in flushes.drain() {
+            let mut m = mask;
+            while m != 0 {
+                let vdev = m.trailing_zeros();
+                m &= m - 1;
+                self.platform.submit_flush(
+                    IoToken {
+                        lwb: id,
+                        kind: IoKind::Flush { vdev },
+                    },
+                    vdev,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Drain the zio events: a zio whose last child finished runs its done
+    /// handler, then notifies its parents. Bounded by `ZIO_EVENTS_MAX`.
+    fn run_zio_events(
+        &self,
+        log: &mut LogState<P>,
+        events: &mut BoundedVec<ZioEvent, ZIO_EVENTS_MAX>,
+        flushes: &mut FlushList,
+    ) {
+        let mut pending: Ring<ZioEvent, ZIO_EVENTS_MAX> = Ring::new();
+        for e in events.drain() {
+            let _ = pending.push_back(e);
+        }
+        for _ in 0..ZIO_EVENTS_MAX {
+            let Some(ev) = pending.pop_front() else {
+                return;
+            };
+            match ev {
+                ZioEvent::WriteChildDone(seq, err) => {
+                    let i = log
+                        .index_of_seq(seq)
+                        .expect("lwb with a live zio is on the list");
+                    let o = log.obj(i);
+                    if let Some(e) = err {
+                        o.write_error.get_or_insert(e);
+                    }
+                    assert!(
+                        o.zio.write_pending > 0,
+                        "lwb {seq}: write zio child underflow"
+                    );
+                    o.zio.write_pending -= 1;
+                    if o.zio.write_pending > 0 {
+                        continue;
+                    }
+                    let werr = self.write_done(log, i, flushes);
+                    let o = log.obj(i);
+                    if o.zio.write_parent_next {
+                        let _ = pending.push_back(ZioEvent::WriteChildDone(seq + 1, werr));
+                    }
+                    let _ = pending.push_back(ZioEvent::RootChildDone(seq, werr));
+                }
+                ZioEvent::RootChildDone(seq, err) => {
+                    let i = log
+                        .index_of_seq(seq)
+                        .expect("lwb with a live zio is on the list");
+                    let o = log.obj(i);
+                    if let Some(e) = err {
+                        o.root_error.get_or_insert(e);
+                    }
+                    assert!(
+                        o.zio.root_pending > 0,
+                        "lwb {seq}: root zio child underflow"
+                    );
+                    o.zio.root_pending -= 1;
+                    if o.zio.root_pending > 0 {
+                        continue;
+                    }
+                    let rerr = self.flush_vdevs_done(log, i);
+                    if log.obj(i).zio.root_parent_next {
+                        let _ = pending.push_back(ZioEvent::RootChildDone(seq + 1, rerr));
+                    }
+                }
+            }
+        }
+        debug_assert!(pending.is_empty(), "zio events exceeded their bound");
+    }
+
+    /// The write zio's done handler (`zil_lwb_write_done`): ISSUED →
+    /// WRITE_DONE; flush this lwb's vdevs, or defer them into the next lwb
+    /// when this one has no waiters and the next is ISSUED (#15278).
+    fn write_done(
+        &self,
+        log: &mut LogState<P>,
+        i: usize,
+        flushes: &mut FlushList,
+    ) -> Option<Error> {
+        let nocache = log.nowritecache;
+        let next_issued = log
+            .lwbs
+            .get(i + 1)
+            .is_some_and(|n| n.state == LwbState::Issued);
+        let o = log.obj(i);
+        o.advance(LwbState::Issued, LwbState::WriteDone);
+        let err = o.write_error.or(o.error);
+        let vdevs = core::mem::take(&mut o.vdevs);
+        if let Some(e) = err {
+            // No flush for a failed write; the root inherits the error.
+            o.root_error.get_or_insert(e);
+            return Some(e);
+        }
+        if vdevs == 0 {
+            return None;
+        }
+        if o.waiters == 0 && next_issued {
+            log.obj(i + 1).vdevs |= vdevs;
+            log.stats.flushes_deferred += 1;
+            return None;
+        }
+        let mask = if self.config.nocacheflush {
+            0
+        } else {
+            vdevs & !nocache
+        };
+        if mask != 0 {
+            let n = mask.count_ones() as u16;
+            let o = log.obj(i);
+            o.zio.root_pending += n;
+            o.zio.flushes_issued += n;
+            let id = o.id;
+            log.stats.flushes += u64::from(n);
+            let pushed = flushes.push((id, mask));
+            assert!(pushed.is_ok(), "more flush sets than lwbs");
+        }
+        None
+    }
+
+    /// The root zio's done handler (`zil_lwb_flush_vdevs_done`): WRITE_DONE
+    /// → FLUSH_DONE, latency average, and every waiter signalled and
+    /// unlinked before `zl_lock` is dropped (#15228).
+    fn flush_vdevs_done(&self, log: &mut LogState<P>, i: usize) -> Option<Error> {
+        let now = self.platform.now_ns();
+        let o = log.obj(i);
+        o.advance(LwbState::WriteDone, LwbState::FlushDone);
+        let seq = o.id.seq;
+        let max_lr_seq = o.max_lr_seq;
+        let latency = now.saturating_sub(o.issued_ns);
+        let own = o.root_error.or(o.write_error).or(o.error);
+        let result = match own.or(log.failed_through(seq)) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+        log.last_latency_ns = if log.last_latency_ns == 0 {
+            latency
+        } else {
+            (log.last_latency_ns * 7 + latency) / 8
+        };
+        match result {
+            Ok(()) => log.durable_lr_seq = log.durable_lr_seq.max(max_lr_seq),
+            Err(e) => {
+                log.stats.lwb_errors += 1;
+                if log.failed_at_seq.is_none_or(|f| seq < f) {
+                    log.failed_at_seq = Some(seq);
+                }
+                log.failure.get_or_insert(e);
+                self.failed.store(true, Ordering::Release);
+            }
+        }
+        log.signal_waiters(i, result, &self.platform);
+        result.err()
+    }
+
+    /// The state of commit waiter `w`. `Done` releases the waiter: poll it
+    /// no more after that.
+    pub fn waiter_poll(&self, w: WaiterId) -> Result<WaitStatus, Error> {
+        let mut log = self.log.lock();
+        let s = *log.waiters.get(w)?;
+        Ok(match s.state {
+            WaiterState::Done(r) => {
+                log.waiters.release(w);
+                WaitStatus::Done(r)
+            }
+            WaiterState::Unlinked => WaitStatus::Pending {
+                deadline_ns: Some(s.deadline_ns),
+            },
+            WaiterState::Linked(seq) => {
+                let open = log
+                    .index_of_seq(seq)
+                    .and_then(|i| log.lwbs.get(i))
+                    .is_some_and(|o| o.state == LwbState::Opened);
+                WaitStatus::Pending {
+                    deadline_ns: open.then_some(s.deadline_ns),
+                }
+            }
+            WaiterState::Free => return Err(Error::StaleHandle),
+        })
+    }
+
+    /// The commit timeout of waiter `w` passed (`zil_commit_waiter_timeout`):
+    /// if its lwb is still the open tail, close and issue it now; if the
+    /// waiter was never linked (back-pressure), run the commit again.
+    pub fn waiter_timeout(&self, w: WaiterId) -> Result<(), Error> {
+        let state = self.log.lock().waiters.get(w)?.state;
+        match state {
+            WaiterState::Unlinked => {
+                self.commit_writer(w, false);
+                Ok(())
+            }
+            WaiterState::Linked(seq) => {
+                let closed = {
+                    let mut iss = self.issuer.lock();
+                    // Re-check under the issuer lock: the lwb may have been
+                    // closed (and even freed) meanwhile.
+                    if iss.tail_seq != seq || !matches!(iss.tail, Some(Tail::Opened(_))) {
+                        return Ok(());
+                    }
+                    iss.planner.burst_done();
+                    iss.parallel = iss.parallel.saturating_sub(1);
+                    match self.close_tail(&mut iss) {
+                        Ok(c) => c,
+                        Err(_) => {
+                            // Back-pressure: try again a little later.
+                            let now = self.platform.now_ns();
+                            if let Ok(s) = self.log.lock().waiters.get(w) {
+                                s.deadline_ns = now + COMMIT_RETRY_NS;
+                            }
+                            return Ok(());
+                        }
+                    }
+                };
+                self.log.lock().stats.timeouts += 1;
+                self.fill_and_issue(closed);
+                Ok(())
+            }
+            WaiterState::Done(_) | WaiterState::Free => Ok(()),
+        }
+    }
+
+    /// Release FLUSH_DONE lwbs from the head of the list whose records all
+    /// have sequence numbers ≤ `lr_seq` (the `zil_sync` analogue: the caller
+    /// has made those records durable elsewhere). Checks the `zil_free_lwb`
+    /// invariants on each and returns the new chain head to persist.
+    pub fn checkpoint(&self, lr_seq: u64) -> Result<CheckpointOutcome, Error> {
+        let mut log = self.log.lock();
+        let mut freed = 0u32;
+        // Bounded by the list; the tail (NEW or OPENED) always stays.
+        for _ in 0..LWB_INFLIGHT_MAX {
+            let Some(head) = log.lwbs.front() else { break };
+            if log.lwbs.len() < 2 || head.state != LwbState::FlushDone || head.max_lr_seq > lr_seq {
+                break;
+            }
+            // A failed lwb whose block is still the chain's only way forward
+            // stays until the log restarts.
+            head.check_free().map_err(Error::InvalidRecord)?;
+            let Some(next) = log.lwbs.get(1) else { break };
+            if next.blk.is_none() {
+                break;
+            }
+            let obj = log.lwbs.pop_front().expect("front checked");
+            if let Some(b) = obj.blk {
+                self.platform.free_log_block(b);
+            }
+            drop(obj);
+            freed += 1;
+        }
+        log.stats.lwbs_freed += u64::from(freed);
+        Ok(CheckpointOutcome {
+            lwbs_freed: freed,
+            head: self.head_of(&log),
+        })
+    }
+}
+
+/// Smallest data piece worth splitting a WR_NEED_COPY write for.
+const LWB_SPLIT_MIN_BYTES: u32 = 512;
+
+/// Bytes a record of `data_bytes` inline data needs in a block.
+pub const fn write_record_bytes(data_bytes: u64) -> u64 {
+    LR_WRITE_HEADER_BYTES as u64 + round8(data_bytes)
+}
