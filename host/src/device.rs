@@ -461,6 +461,29 @@ pub trait BlockIo: Send + Sync {
     fn flush(&self) -> Result<(), DeviceError>;
 }
 
+/// A shared reference to a device is a device (so wrappers can borrow).
+impl<D: BlockIo + ?Sized> BlockIo for &D {
+    fn size_bytes(&self) -> u64 {
+        (**self).size_bytes()
+    }
+
+    fn sector_size_bytes(&self) -> u32 {
+        (**self).sector_size_bytes()
+    }
+
+    fn write_at(&self, offset_bytes: u64, buf: &[u8]) -> Result<(), DeviceError> {
+        (**self).write_at(offset_bytes, buf)
+    }
+
+    fn read_at(&self, offset_bytes: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+        (**self).read_at(offset_bytes, buf)
+    }
+
+    fn flush(&self) -> Result<(), DeviceError> {
+        (**self).flush()
+    }
+}
+
 impl BlockIo for LogDevice {
     fn size_bytes(&self) -> u64 {
         self.size_bytes

@@ -8,8 +8,11 @@
 //! [`ring::Ring`] and [`crashdev::RecordingDevice`] state are each behind one
 //! lock owned by whoever holds them.
 
+pub mod backend;
 pub mod crashdev;
 pub mod device;
+pub mod histogram;
+pub mod naive;
 pub mod ring;
 pub mod rng;
 pub mod superblock;
