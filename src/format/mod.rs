@@ -9,7 +9,9 @@
 //! - [`fletcher`]: fletcher-4 and fletcher-2;
 //! - [`block`]: sealing a slim block and verifying any block exactly as
 //!   OpenZFS accepts it;
-//! - [`record`]: bounds-checked record framing and the decoded view.
+//! - [`record`]: bounds-checked record framing and the decoded view;
+//! - `layout` (feature `openzfs-layout`): compile-time pins of every size,
+//!   offset and constant to bindgen's view of OpenZFS's own headers.
 //!
 //! Nothing here allocates or panics on input; callers supply every buffer.
 
@@ -17,6 +19,8 @@ pub mod block;
 pub mod consts;
 pub mod endian;
 pub mod fletcher;
+#[cfg(feature = "openzfs-layout")]
+mod layout;
 pub mod record;
 pub mod types;
 
