@@ -15,6 +15,11 @@ pub enum Limit {
     ItxPool,
     /// The platform's lwb pool is empty.
     LwbPool,
+    /// The platform's block-buffer pool is empty.
+    BufPool,
+    /// The log device has no room for the next log block; a checkpoint
+    /// frees blocks.
+    LogSpace,
 }
 
 /// An I/O outcome reported by the platform for a write or flush.
@@ -35,9 +40,7 @@ pub enum Error {
     /// A named bound was reached; retry after in-flight work completes or a
     /// checkpoint releases lwbs.
     Backpressure(Limit),
-    /// The platform could not allocate a log block or buffer (ENOSPC). The
-    /// chain ends cleanly at the last written block; later commits fail
-    /// with [`Error::LogFailed`] until a checkpoint restarts the chain.
+    /// The platform could not allocate the first log block of a new chain.
     NoLogSpace,
     /// A write or flush of this lwb, or of an lwb ordered before it, failed:
     /// the commit is NOT durable.

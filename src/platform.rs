@@ -127,7 +127,8 @@ pub trait Platform: Sync {
     fn alloc_buf(&self, size_bytes: u32) -> Result<Self::Buf, AllocError>;
 
     /// Allocate a log block of exactly `size_bytes` (a multiple of 4 KiB).
-    /// Called in chain order, under the log lock.
+    /// Called in chain order (block seq order), under the log lock; an
+    /// error is back-pressure ([`crate::Limit::LogSpace`]), not a failure.
     fn alloc_log_block(&self, size_bytes: u32) -> Result<BlockAddr, AllocError>;
     /// Release a log block: its lwb was freed by a checkpoint, or it was
     /// allocated but will never be written.

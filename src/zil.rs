@@ -314,13 +314,14 @@ struct ClosedLwb<P: Platform> {
     handle: Lwb<Closed>,
     size_bytes: u32,
     nused_bytes: u32,
+    buf: P::Buf,
     itxs: BoundedVec<P::ItxBox, LWB_ITXS_MAX>,
 }
 
 /// A filled lwb; parked in the log until its block arrives if need be.
 struct ReadyLwb<P: Platform> {
     handle: Lwb<Ready>,
-    buf: Option<P::Buf>,
+    buf: P::Buf,
     nused_bytes: u32,
 }
 
@@ -350,7 +351,7 @@ struct LogState<P: Platform> {
 struct Submission<P: Platform> {
     io: IoToken,
     addr: Option<BlockAddr>,
-    buf: Option<P::Buf>,
+    buf: P::Buf,
     nused_bytes: u32,
     verifier: ZioCksum,
     next: Blkptr,
@@ -697,18 +698,14 @@ impl<P: Platform> Zil<P> {
             match self.place(iss, itx) {
                 Ok(None) => {}
                 Ok(Some(itx)) => {
-                    // Did not fit: close the tail and continue in the next one.
+                    // Did not fit: close the tail (opening it first if it is
+                    // still empty, as OpenZFS writes an empty lwb then) and
+                    // continue in a next one sized for this record.
+                    let need = itx.whole_bytes();
                     let back = iss.commit_list.push_front(itx);
                     debug_assert!(back.is_ok(), "slot just freed");
-                    if iss.placed.is_empty()
-                        && iss.nused_bytes == ZIL_CHAIN_BYTES
-                        && matches!(iss.tail, Some(Tail::New(_)))
-                    {
-                        // The tail is empty and still too small: cannot
-                        // happen, the planner sizes after the record.
-                        debug_assert!(false, "record does not fit an empty tail");
-                    }
-                    match self.close_tail(iss) {
+                    self.open_tail(iss);
+                    match self.close_tail(iss, need) {
                         Ok(c) => return Some(c),
                         Err(_) => {
                             self.leave_unlinked(w);
@@ -778,7 +775,7 @@ impl<P: Platform> Zil<P> {
             }
         }
         if tail_has_records && iss.parallel == 0 {
-            if let Ok(c) = self.close_tail(iss) {
+            if let Ok(c) = self.close_tail(iss, 0) {
                 self.log.lock().stats.fast_closes += 1;
                 return Some(c);
             }
@@ -848,12 +845,7 @@ impl<P: Platform> Zil<P> {
         }
         let need = itx.whole_bytes();
         debug_assert!(need <= space);
-        // Open the tail on its first record (NEW → OPENED).
-        if let Some(Tail::New(h)) = iss.tail.take() {
-            let mut log = self.log.lock();
-            let ti = log.index_of_seq(iss.tail_seq).expect("tail on the list");
-            iss.tail = Some(Tail::Opened(h.open(log.obj(ti))));
-        }
+        self.open_tail(iss);
         iss.lr_seq += 1;
         itx.lr_seq = iss.lr_seq;
         if iss.placed.is_empty() {
@@ -878,38 +870,63 @@ impl<P: Platform> Zil<P> {
         Ok(None)
     }
 
-    /// OPENED → CLOSED (`zil_lwb_write_close`): pick the next lwb's size,
-    /// allocate it (NEW, no block yet) and hand the closed lwb out. Fails
-    /// (leaving the tail open) when the list or the lwb pool is full.
-    fn close_tail(&self, iss: &mut IssuerState<P>) -> Result<ClosedLwb<P>, Limit> {
+    /// NEW → OPENED (`zil_lwb_write_open`); idempotent.
+    fn open_tail(&self, iss: &mut IssuerState<P>) {
+        match iss.tail.take() {
+            Some(Tail::New(h)) => {
+                let mut log = self.log.lock();
+                let ti = log.index_of_seq(iss.tail_seq).expect("tail on the list");
+                iss.tail = Some(Tail::Opened(h.open(log.obj(ti))));
+            }
+            other => iss.tail = other,
+        }
+    }
+
+    /// OPENED → CLOSED (`zil_lwb_write_close`): pick the next lwb's size and
+    /// allocate everything the chain needs to go on (the next lwb, NEW, with
+    /// its block; this lwb's buffer) and hand the closed lwb out.
+    ///
+    /// Blocks are allocated here, under the issuer lock, so they are
+    /// allocated in chain order and every lwb knows its successor's block
+    /// before it is written: running out of log space is back-pressure on
+    /// the tail (it stays open) instead of a chain that ends in a hole, the
+    /// way OpenZFS's late allocation can end it (#15132). Fails, leaving the
+    /// tail open and nothing allocated, when a limit is reached.
+    ///
+    /// `next_record_bytes` is the size of a record waiting for the next lwb
+    /// (0 if none): the next lwb is made at least big enough for it.
+    fn close_tail(
+        &self,
+        iss: &mut IssuerState<P>,
+        next_record_bytes: u64,
+    ) -> Result<ClosedLwb<P>, Limit> {
         let Some(Tail::Opened(h)) = iss.tail.take() else {
             unreachable!("closing a tail that is not OPENED");
         };
-        iss.planner.note_placed(iss.placed_bytes);
-        let next_size = iss.planner.next_block_bytes(iss.parallel > 0);
+        let next_size = {
+            let mut planner = iss.planner.clone();
+            planner.note_placed(iss.placed_bytes);
+            let planned = planner.next_block_bytes(iss.parallel > 0);
+            planned.max(planner.block_bytes_for(next_record_bytes))
+        };
         let mut log = self.log.lock();
-        if log.lwbs.is_full() {
-            iss.tail = Some(Tail::Opened(h));
-            return Err(Limit::LwbsInflight);
-        }
-        let gen = log.next_gen;
-        let next_seq = iss.tail_seq + 1;
-        let nobj = match self
-            .platform
-            .alloc_lwb(LwbObj::new(LwbId { seq: next_seq, gen }, next_size))
-        {
-            Ok(b) => b,
-            Err(_) => {
+        let allocated =
+            self.alloc_successor(&log, iss.tail_seq + 1, next_size, iss.tail_size_bytes);
+        let (nobj, buf) = match allocated {
+            Ok(x) => x,
+            Err(limit) => {
                 iss.tail = Some(Tail::Opened(h));
-                return Err(Limit::LwbPool);
+                return Err(limit);
             }
         };
-        log.next_gen = gen.wrapping_add(1).max(1);
+        iss.planner.note_placed(iss.placed_bytes);
+        log.next_gen = log.next_gen.wrapping_add(1).max(1);
         let ti = log.index_of_seq(iss.tail_seq).expect("tail on the list");
         let closed = {
             let o = log.obj(ti);
             let c = h.close(o);
             o.nused_bytes = iss.nused_bytes;
+            // At most LWB_ITXS_MAX.
             o.records = iss.placed.len() as u32;
             o.min_lr_seq = iss.min_lr_seq;
             o.max_lr_seq = iss.lr_seq;
@@ -920,7 +937,7 @@ impl<P: Platform> Zil<P> {
         log.stats.record_bytes += iss.placed_bytes;
         let new_handle = Lwb::for_new(&nobj);
         if log.lwbs.push_back(nobj).is_err() {
-            unreachable!("checked not full above");
+            unreachable!("alloc_successor checked the list has room");
         }
         drop(log);
         let mut itxs = BoundedVec::new();
@@ -933,10 +950,11 @@ impl<P: Platform> Zil<P> {
             handle: closed,
             size_bytes: iss.tail_size_bytes,
             nused_bytes: iss.nused_bytes,
+            buf,
             itxs,
         };
         iss.tail = Some(Tail::New(new_handle));
-        iss.tail_seq = next_seq;
+        iss.tail_seq += 1;
         iss.tail_size_bytes = next_size;
         iss.nused_bytes = ZIL_CHAIN_BYTES;
         iss.placed_bytes = 0;
@@ -945,25 +963,62 @@ impl<P: Platform> Zil<P> {
         Ok(c)
     }
 
-    /// Copy a closed lwb's records into a fresh buffer (no lock held; this
+    /// Allocate the lwb after the tail (NEW, with its block) and the
+    /// tail's buffer; all or nothing.
+    fn alloc_successor(
+        &self,
+        log: &LogState<P>,
+        next_seq: u64,
+        next_size: u32,
+        buf_size: u32,
+    ) -> Result<(P::LwbBox, P::Buf), Limit> {
+        if log.lwbs.is_full() {
+            return Err(Limit::LwbsInflight);
+        }
+        let blk = self
+            .platform
+            .alloc_log_block(next_size)
+            .map_err(|_| Limit::LogSpace)?;
+        let buf = match self.platform.alloc_buf(buf_size) {
+            Ok(b) => b,
+            Err(_) => {
+                self.platform.free_log_block(blk);
+                return Err(Limit::BufPool);
+            }
+        };
+        let mut obj = LwbObj::new(
+            LwbId {
+                seq: next_seq,
+                gen: log.next_gen,
+            },
+            next_size,
+        );
+        obj.blk = Some(blk);
+        match self.platform.alloc_lwb(obj) {
+            Ok(b) => Ok((b, buf)),
+            Err(_) => {
+                self.platform.free_log_block(blk);
+                Err(Limit::LwbPool)
+            }
+        }
+    }
+
+    /// Copy a closed lwb's records into its buffer (no lock held; this
     /// thread owns the buffer and the itxs), then make it READY and issue.
     fn fill_and_issue(&self, c: ClosedLwb<P>) {
         let ClosedLwb {
             handle,
             size_bytes,
             nused_bytes,
+            mut buf,
             mut itxs,
         } = c;
         let id = handle.id();
-        let mut buf = self.platform.alloc_buf(size_bytes).ok();
-        let mut error = if buf.is_none() {
-            Some(Error::NoLogSpace)
-        } else {
-            None
-        };
+        let mut error = None;
         let mut vdevs = 0u64;
         let mut indirect_not_started = 0u16;
         let mut off = ZIL_CHAIN_BYTES as usize;
+        let block = &mut buf[..size_bytes as usize];
         for itx in itxs.drain() {
             let is_indirect = matches!(
                 itx.kind,
@@ -972,22 +1027,17 @@ impl<P: Platform> Zil<P> {
                     ..
                 }
             );
-            match buf.as_deref_mut() {
-                Some(b) if error.is_none() => {
-                    match self.encode(&itx, id, &mut b[..size_bytes as usize], off) {
-                        Ok((len, vdev)) => {
-                            off += len;
-                            vdevs |= vdev;
-                        }
-                        Err(e) => {
-                            error = Some(e);
-                            if is_indirect {
-                                indirect_not_started += 1;
-                            }
-                        }
-                    }
+            let res = match error {
+                None => self.encode(&itx, id, block, off),
+                Some(e) => Err(e),
+            };
+            match res {
+                Ok((len, vdev)) => {
+                    off += len;
+                    vdevs |= vdev;
                 }
-                _ => {
+                Err(e) => {
+                    error.get_or_insert(e);
                     if is_indirect {
                         indirect_not_started += 1;
                     }
@@ -1009,9 +1059,6 @@ impl<P: Platform> Zil<P> {
             }
             // Indirect writes that were never started will never complete.
             o.zio.child_pending -= indirect_not_started;
-            if indirect_not_started > 0 {
-                o.write_error.get_or_insert(Error::Io(IoError::Io));
-            }
             ReadyLwb {
                 handle: handle.ready(o),
                 buf,
@@ -1115,9 +1162,10 @@ impl<P: Platform> Zil<P> {
         debug_assert!(next.is_none(), "issue chain longer than the list");
     }
 
-    /// Under `zl_lock`: allocate the next block, wire the zio graph, move to
-    /// ISSUED. Consumes the READY handle. Returns what to submit and the
-    /// next lwb if it was already READY.
+    /// Under `zl_lock`: wire the zio graph and move to ISSUED, consuming
+    /// the READY handle. An lwb whose predecessor is not issued yet is
+    /// parked; the predecessor's issue picks it up. Returns what to submit
+    /// and the next lwb if it was already READY.
     fn issue_locked(
         &self,
         log: &mut LogState<P>,
@@ -1125,61 +1173,31 @@ impl<P: Platform> Zil<P> {
     ) -> Option<(Submission<P>, Option<ReadyLwb<P>>)> {
         let id = ready.handle.id();
         let i = log.find(id).expect("a READY lwb cannot be freed");
-        {
-            let o = log.obj(i);
-            if o.blk.is_none() && o.error.is_none() {
-                // The previous lwb has not been issued: it will pick us up.
-                let slot = (id.seq % LWB_INFLIGHT_MAX as u64) as usize;
-                debug_assert!(log.parked[slot].is_none());
-                log.parked[slot] = Some(ready);
-                return None;
-            }
+        if i > 0 && log.obj(i - 1).state < LwbState::Issued {
+            let slot = (id.seq % LWB_INFLIGHT_MAX as u64) as usize;
+            debug_assert!(log.parked[slot].is_none());
+            log.parked[slot] = Some(ready);
+            return None;
         }
         let failed = log.failed_through(id.seq);
         let verifier = ZioCksum::verifier(log.guid[0], log.guid[1], self.config.objset, id.seq);
-        let next_verifier = verifier.next_in_chain();
-        // The next lwb always exists: closing allocated it.
-        let mut next = Blkptr {
-            cksum: next_verifier,
-            ..Blkptr::HOLE
-        };
-        {
-            let error = log.obj(i).error.or(failed);
+        // The next lwb always exists and has its block: closing made both.
+        let next = {
             let n = log.obj(i + 1);
-            match error {
-                Some(e) => {
-                    n.error.get_or_insert(e);
-                }
-                None => match self.platform.alloc_log_block(n.size_bytes) {
-                    Ok(addr) => {
-                        n.blk = Some(addr);
-                        next = Blkptr::log_block(
-                            addr.vdev,
-                            addr.offset_bytes,
-                            addr.size_bytes,
-                            next_verifier,
-                            self.config.txg,
-                        );
-                    }
-                    Err(_) => {
-                        // #15132: this block is still written and valid; the
-                        // chain ends after it (hole next pointer carrying
-                        // the next verifier), and the next lwb fails.
-                        n.error = Some(Error::NoLogSpace);
-                    }
-                },
-            }
-        }
+            let b = n.blk.expect("successor block allocated at close");
+            Blkptr::log_block(
+                b.vdev,
+                b.offset_bytes,
+                b.size_bytes,
+                verifier.next_in_chain(),
+                self.config.txg,
+            )
+        };
         // zil_lwb_set_zio_dependency.
         let (write_link, root_link) = if i == 0 {
             (false, false)
         } else {
             let p = log.obj(i - 1);
-            assert!(
-                p.state >= LwbState::Issued,
-                "issuing lwb {} before its predecessor",
-                id.seq
-            );
             match p.state {
                 LwbState::Issued => {
                     let w = p.waiters == 0;
@@ -1237,30 +1255,27 @@ impl<P: Platform> Zil<P> {
         let Submission {
             io,
             addr,
-            buf,
+            mut buf,
             nused_bytes,
             verifier,
             next,
         } = sub;
-        match (addr, buf) {
-            (Some(addr), Some(mut buf)) => {
-                let block = &mut buf[..addr.size_bytes as usize];
-                match format::seal_slim_block(block, nused_bytes as usize, &next, &verifier) {
-                    Ok(len) => {
-                        {
-                            let mut log = self.log.lock();
-                            log.stats.writes += 1;
-                            log.stats.write_bytes += len as u64;
-                        }
-                        self.platform.submit_write(io, addr, buf, len);
-                    }
-                    Err(_) => {
-                        let _ = self.io_done(io, Err(IoError::Io));
-                    }
+        let Some(addr) = addr else {
+            let _ = self.io_done(io, Err(IoError::Io));
+            return;
+        };
+        let block = &mut buf[..addr.size_bytes as usize];
+        match format::seal_slim_block(block, nused_bytes as usize, &next, &verifier) {
+            Ok(len) => {
+                {
+                    let mut log = self.log.lock();
+                    log.stats.writes += 1;
+                    log.stats.write_bytes += len as u64;
                 }
+                self.platform.submit_write(io, addr, buf, len);
             }
-            _ => {
-                let _ = self.io_done(io, Err(IoError::NoSpace));
+            Err(_) => {
+                let _ = self.io_done(io, Err(IoError::Io));
             }
         }
     }
@@ -1531,7 +1546,7 @@ impl<P: Platform> Zil<P> {
                     }
                     iss.planner.burst_done();
                     iss.parallel = iss.parallel.saturating_sub(1);
-                    match self.close_tail(&mut iss) {
+                    match self.close_tail(&mut iss, 0) {
                         Ok(c) => c,
                         Err(_) => {
                             // Back-pressure: try again a little later.
@@ -1564,13 +1579,7 @@ impl<P: Platform> Zil<P> {
             if log.lwbs.len() < 2 || head.state != LwbState::FlushDone || head.max_lr_seq > lr_seq {
                 break;
             }
-            // A failed lwb whose block is still the chain's only way forward
-            // stays until the log restarts.
             head.check_free().map_err(Error::InvalidRecord)?;
-            let Some(next) = log.lwbs.get(1) else { break };
-            if next.blk.is_none() {
-                break;
-            }
             let obj = log.lwbs.pop_front().expect("front checked");
             if let Some(b) = obj.blk {
                 self.platform.free_log_block(b);
