@@ -10,31 +10,43 @@
 //! - [`block`]: sealing a slim block and verifying any block exactly as
 //!   OpenZFS accepts it;
 //! - [`record`]: bounds-checked record framing and the decoded view;
+//! - [`chain`]: walking a chain through a caller's [`BlockSource`];
+//! - [`replay`]: handing records after the checkpoint to a [`Replayer`];
+//! - [`dump`]: the `zdb -il`-like view for `rzil dump`;
 //! - `layout` (feature `openzfs-layout`): compile-time pins of every size,
 //!   offset and constant to bindgen's view of OpenZFS's own headers.
 //!
 //! Nothing here allocates or panics on input; callers supply every buffer.
 
 pub mod block;
+pub mod chain;
 pub mod consts;
+pub mod dump;
 pub mod endian;
 pub mod fletcher;
 #[cfg(feature = "openzfs-layout")]
 mod layout;
 pub mod record;
+pub mod replay;
 pub mod types;
 
 pub use block::{
     seal_slim_block, seal_slim_block_in, verify_block, BlockError, BlockFormat, FormatError,
     VerifiedBlock,
 };
+pub use chain::{
+    walk_chain, BlockInfo, BlockSource, ChainEnd, ChainVisitor, PointerError, WalkLimits,
+    WalkSummary, CHAIN_BLOCKS_MAX,
+};
 pub use consts::*;
+pub use dump::{dump_block, dump_chain, infer_block, DumpSink};
 pub use endian::ByteOrder;
 pub use fletcher::{
     fletcher_2, fletcher_2_byteswap, fletcher_2_native, fletcher_4, fletcher_4_byteswap,
     fletcher_4_native,
 };
 pub use record::{Record, RecordError, RecordInfo, RecordIter, WriteInfo, WriteKind};
+pub use replay::{replay_log, ReplayFailure, ReplaySummary, Replayer};
 pub use types::{
     Blkptr, BlkptrError, Dva, LrCommon, LrWrite, ZilChain, ZilHeader, ZioCksum, ZioEck,
 };
