@@ -567,6 +567,32 @@ impl ReadOnlyDevice {
     }
 }
 
+/// Reads only: a write is refused as [`DeviceError::ReadOnly`] and a flush
+/// has nothing to do.
+impl BlockIo for ReadOnlyDevice {
+    fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    fn sector_size_bytes(&self) -> u32 {
+        SECTOR_SIZE_BYTES_DEFAULT
+    }
+
+    fn write_at(&self, _offset_bytes: u64, _buf: &[u8]) -> Result<(), DeviceError> {
+        Err(DeviceError::ReadOnly {
+            path: self.path.clone(),
+        })
+    }
+
+    fn read_at(&self, offset_bytes: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+        ReadOnlyDevice::read_at(self, offset_bytes, buf)
+    }
+
+    fn flush(&self) -> Result<(), DeviceError> {
+        Ok(())
+    }
+}
+
 /// Open read-write, with `O_DIRECT` if asked; if the filesystem refuses it
 /// (EINVAL at open, or at the first aligned read, as tmpfs and some FUSE
 /// filesystems do), reopen buffered and say why.

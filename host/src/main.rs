@@ -1,4 +1,7 @@
-//! The `rzil` command.
-fn main() {
-    std::process::exit(2);
+//! The `rzil` command: see `cli.rs` for the subcommands and
+//! `rzil --help` for their use.
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

@@ -1,0 +1,374 @@
+//! The `rzil` binary on bad input: every case exits with status 2 and one
+//! stderr line `rzil: error: ...` naming the problem, and never panics.
+//! Plus the paths that work today (bench's naive half, dump of our
+//! superblock, help).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const RZIL: &str = env!("CARGO_BIN_EXE_rzil");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rzil(args: &[&str]) -> Output {
+    Command::new(RZIL).args(args).output().expect("run rzil")
+}
+
+/// Assert exit status 2 and exactly one stderr line that starts with
+/// `rzil: error:` and contains every one of `needles`.
+fn assert_error(args: &[&str], needles: &[&str]) {
+    let out = rzil(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?}: status; stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: want one stderr line, got: {stderr}"
+    );
+    assert!(lines[0].starts_with("rzil: error: "), "{args:?}: {stderr}");
+    for needle in needles {
+        assert!(
+            lines[0].contains(needle),
+            "{args:?}: '{needle}' not in: {stderr}"
+        );
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A 4 MiB rzil device created through the CLI's own `--create`.
+fn make_device(dir: &Path) -> PathBuf {
+    let dev = dir.join("dev");
+    let out = rzil(&[
+        "bench",
+        "--dev",
+        path_str(&dev),
+        "--create",
+        "--size",
+        "4M",
+        "--threads",
+        "1",
+        "--seconds",
+        "0.1",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dev
+}
+
+#[test]
+fn zero_threads_is_refused() {
+    assert_error(&["run", "--threads", "0"], &["--threads", "at least 1"]);
+    assert_error(
+        &["bench", "--dev", "x", "--threads", "1,0,4"],
+        &["--threads", "at least 1"],
+    );
+    assert_error(&["verify", "--dev", "x", "--threads", "0"], &["at least 1"]);
+}
+
+#[test]
+fn unparsable_numbers_sizes_and_ranges_are_refused() {
+    assert_error(
+        &["run", "--record", "4Q"],
+        &["--record", "unknown suffix 'Q'"],
+    );
+    assert_error(&["run", "--record", "0"], &["--record", "outside"]);
+    assert_error(&["run", "--record", "1G"], &["--record", "outside"]);
+    assert_error(
+        &["run", "--seconds", "soon"],
+        &["--seconds", "invalid duration"],
+    );
+    assert_error(&["run", "--seconds", "-1"], &["--seconds", "more than 0"]);
+    assert_error(
+        &["run", "--threads", "-4"],
+        &["--threads", "invalid thread count '-4'"],
+    );
+    assert_error(
+        &["run", "--threads", "many"],
+        &["invalid thread count 'many'"],
+    );
+    assert_error(
+        &["bench", "--dev", "x", "--threads", "1,,4"],
+        &["invalid thread count"],
+    );
+    assert_error(
+        &["bench", "--dev", "x", "--create", "--size", "12X"],
+        &["--size", "invalid size '12X'"],
+    );
+    assert_error(
+        &["verify", "--dev", "x", "--crashes", "0"],
+        &["--crashes", "crash count"],
+    );
+    assert_error(&["verify", "--dev", "x", "--seed", "minus"], &["--seed"]);
+    assert_error(
+        &["sim", "--seeds", "9..3"],
+        &["--seeds", "greater than the start"],
+    );
+    assert_error(
+        &["sim", "--seeds", "a..b"],
+        &["--seeds", "invalid seed range"],
+    );
+    assert_error(&["sim", "--seeds", "0..5", "--model", "zfs"], &["--model"]);
+}
+
+#[test]
+fn usage_errors_are_one_line_with_status_2() {
+    assert_error(&["bench"], &["--dev"]);
+    assert_error(&["frobnicate"], &["frobnicate"]);
+    assert_error(&["run", "--bogus"], &["--bogus"]);
+    assert_error(&["bench", "--dev", "x", "--size", "64M"], &["--create"]);
+    // No subcommand: help on stderr, status 2.
+    let out = rzil(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    // Help is not an error.
+    let out = rzil(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("bench") && help.contains("not built yet: issue #5"),
+        "{help}"
+    );
+}
+
+#[test]
+fn missing_path_and_directory() {
+    let dir = scratch("missing");
+    let missing = dir.join("nope");
+    for sub in ["bench", "verify"] {
+        assert_error(
+            &[sub, "--dev", path_str(&missing)],
+            &["nope", "no such file", "--create"],
+        );
+        assert_error(&[sub, "--dev", path_str(&dir)], &["is a directory"]);
+    }
+    assert_error(&["run", "--dev", path_str(&missing)], &["no such file"]);
+    assert_error(&["dump", path_str(&missing)], &["no such file"]);
+    assert_error(&["dump", path_str(&dir)], &["is a directory"]);
+    assert!(!missing.exists(), "a failed open must not create the file");
+}
+
+#[test]
+fn read_only_device() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("readonly");
+    let dev = make_device(&dir);
+    std::fs::set_permissions(&dev, std::fs::Permissions::from_mode(0o444)).unwrap();
+    assert_error(
+        &["bench", "--dev", path_str(&dev), "--seconds", "0.1"],
+        &["read-only"],
+    );
+    assert_error(&["run", "--dev", path_str(&dev)], &["read-only"]);
+    // dump only reads, so a read-only device is fine for it.
+    let out = rzil(&["dump", path_str(&dev)]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn too_small_device() {
+    let dir = scratch("small");
+    let dev = dir.join("small");
+    std::fs::write(&dev, vec![0u8; 256 * 1024]).unwrap();
+    assert_error(
+        &["bench", "--dev", path_str(&dev)],
+        &["too small", "256 KiB", "minimum is 2 MiB"],
+    );
+    assert_error(
+        &[
+            "bench",
+            "--dev",
+            path_str(&dir.join("new")),
+            "--create",
+            "--size",
+            "1M",
+        ],
+        &["too small", "1 MiB"],
+    );
+}
+
+#[test]
+fn device_holding_something_else_is_not_overwritten() {
+    let dir = scratch("foreign");
+    let dev = dir.join("ext4ish");
+    let mut bytes = vec![0u8; 4 * 1024 * 1024];
+    bytes[1024 + 56] = 0x53;
+    bytes[1024 + 57] = 0xef;
+    std::fs::write(&dev, &bytes).unwrap();
+    assert_error(
+        &["bench", "--dev", path_str(&dev)],
+        &["ext2/3/4 filesystem", "without --create"],
+    );
+    assert_error(
+        &["verify", "--dev", path_str(&dev)],
+        &["ext2/3/4 filesystem"],
+    );
+    assert_eq!(
+        std::fs::read(&dev).unwrap(),
+        bytes,
+        "refused device was modified"
+    );
+    // With --create it is formatted and usable.
+    let out = rzil(&[
+        "bench",
+        "--dev",
+        path_str(&dev),
+        "--create",
+        "--threads",
+        "1",
+        "--seconds",
+        "0.1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn corrupt_superblock() {
+    use std::os::unix::fs::FileExt;
+    let dir = scratch("corrupt");
+    let dev = make_device(&dir);
+    let file = std::fs::OpenOptions::new().write(true).open(&dev).unwrap();
+    // Flip a byte inside both copies (slot A at 0, slot B at 4096).
+    for slot_offset in [0u64, 4096] {
+        file.write_all_at(&[0xa5], slot_offset + 40).unwrap();
+    }
+    drop(file);
+    for args in [
+        vec!["bench", "--dev", path_str(&dev)],
+        vec!["verify", "--dev", path_str(&dev)],
+        vec!["dump", path_str(&dev)],
+    ] {
+        assert_error(&args, &["corrupt rzil superblock", "checksum mismatch"]);
+    }
+}
+
+#[test]
+fn one_torn_superblock_copy_is_survivable() {
+    use std::os::unix::fs::FileExt;
+    let dir = scratch("torn");
+    let dev = make_device(&dir);
+    let out = rzil(&["dump", path_str(&dev), "--json"]);
+    let before: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let newest_slot = if before["slot"] == "A" { 0u64 } else { 4096 };
+    let file = std::fs::OpenOptions::new().write(true).open(&dev).unwrap();
+    file.write_all_at(&[0u8; 100], newest_slot + 30).unwrap();
+    drop(file);
+    let out = rzil(&["dump", path_str(&dev), "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(after["slot"], before["slot"]);
+    assert_eq!(
+        after["generation"].as_u64().unwrap() + 1,
+        before["generation"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn bench_reports_naive_figures_as_json_lines() {
+    let dir = scratch("bench");
+    let dev = dir.join("dev");
+    let out = rzil(&[
+        "bench",
+        "--dev",
+        path_str(&dev),
+        "--create",
+        "--size",
+        "8M",
+        "--threads",
+        "1,3",
+        "--seconds",
+        "0.3",
+        "--record",
+        "4K",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("only the naive baseline"), "{stderr}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each stdout line is one JSON object"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (line, threads) in lines.iter().zip([1, 3]) {
+        assert_eq!(line["threads"], threads);
+        assert_eq!(line["record_bytes"], 4096);
+        assert!(line["naive_commits_per_s"].as_f64().unwrap() > 0.0);
+        assert!(line["naive_p99_us"].as_f64().unwrap() >= line["naive_p50_us"].as_f64().unwrap());
+        assert_eq!(line["naive_flushes_per_commit"], 1.0);
+        for key in [
+            "commits_per_s",
+            "p50_us",
+            "p99_us",
+            "flushes_per_commit",
+            "ratio_vs_naive",
+        ] {
+            assert!(line.get(key).is_some(), "missing key {key}");
+        }
+    }
+}
+
+#[test]
+fn dump_of_a_fresh_device_shows_the_superblock() {
+    let dir = scratch("dump");
+    let dev = make_device(&dir);
+    let out = rzil(&["dump", path_str(&dev), "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sb: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sb["kind"], "superblock");
+    assert_eq!(sb["device_size_bytes"], 4 * 1024 * 1024);
+    assert_eq!(sb["log_start_bytes"], 128 * 1024);
+    assert_eq!(sb["head_size_bytes"], serde_json::Value::Null);
+    assert_eq!(sb["checkpoint_lr_seq"], 0);
+}
+
+#[test]
+fn unbuilt_parts_say_so_with_status_2() {
+    assert_error(&["sim", "--seeds", "0..10"], &["not built yet", "issue #5"]);
+    let dir = scratch("unwired");
+    let dev = make_device(&dir);
+    assert_error(
+        &["run", "--dev", path_str(&dev), "--seconds", "0.1"],
+        &["core pipeline not wired yet"],
+    );
+    assert_error(
+        &["verify", "--dev", path_str(&dev)],
+        &["core pipeline not wired yet"],
+    );
+}
