@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(missing_docs))]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testkit"))]
 extern crate std;
 pub mod format;
 
@@ -15,6 +15,9 @@ pub mod lwb;
 pub mod plan;
 pub mod platform;
 pub mod zil;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use error::{Error, IoError, Limit};
 pub use itx::{Record, WriteData, WriteKind};

@@ -1,0 +1,543 @@
+//! Scenario tests of the lwb pipeline on the in-memory platform: every
+//! completion is delivered by the test, and "durable" is checked by walking
+//! the chain in the device model's flushed image, as a replaying reader would.
+
+use rzil::format;
+use rzil::lwb::LwbState;
+use rzil::testkit::{pattern_byte, MemPlatform};
+use rzil::{Config, Error, IoError, IoKind, Limit, Record, WaitStatus, WriteData, Zil};
+
+const MIB: u64 = 1 << 20;
+
+fn new_log(p: &MemPlatform) -> Zil<&MemPlatform> {
+    Zil::new(p, Config::new(54)).expect("new log")
+}
+
+fn write_rec(data: &[u8]) -> Record<'_> {
+    Record::Write {
+        foid: 7,
+        offset: 0,
+        data: WriteData::Copied(data),
+    }
+}
+
+fn states(zil: &Zil<&MemPlatform>) -> Vec<(u64, LwbState)> {
+    let mut v = Vec::new();
+    zil.for_each_lwb(|l| v.push((l.id.seq, l.state)));
+    v
+}
+
+fn poll(zil: &Zil<&MemPlatform>, w: rzil::WaiterId) -> WaitStatus {
+    zil.waiter_poll(w).expect("live waiter")
+}
+
+#[test]
+fn lone_committer_writes_flushes_then_acknowledges() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    let head = zil.chain_head().blkptr();
+    zil.assign(5, &write_rec(b"hello, log")).unwrap();
+    let w = zil.commit().unwrap();
+    // Single committer: closed and issued at once; only the write is out.
+    assert_eq!(p.pending_len(), 1);
+    assert_eq!(p.st().pending[0].io.kind(), IoKind::Write);
+    assert!(matches!(
+        poll(&zil, w),
+        WaitStatus::Pending { deadline_ns: None }
+    ));
+    p.complete(&zil, 0, Ok(()));
+    // Write done: a flush went out; the waiter still waits for it.
+    assert_eq!(p.pending_len(), 1);
+    assert!(matches!(
+        p.st().pending[0].io.kind(),
+        IoKind::Flush { vdev: 0 }
+    ));
+    assert!(p.st().woken.is_empty());
+    assert!(matches!(poll(&zil, w), WaitStatus::Pending { .. }));
+    p.complete(&zil, 0, Ok(()));
+    assert_eq!(p.st().woken, vec![w]);
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+    // Released: the handle is stale now.
+    assert_eq!(zil.waiter_poll(w), Err(Error::StaleHandle));
+    let (recs, blocks) = p.durable_records(head);
+    assert_eq!(blocks, 1);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].0, 1, "first record seq");
+    assert_eq!(recs[0].1, format::TX_WRITE);
+    assert_eq!(&recs[0].2[..], b"hello, log");
+    assert!(p.st().violations.is_empty());
+    assert_eq!(zil.durable_lr_seq(), 1);
+}
+
+#[test]
+fn opaque_records_round_trip_through_the_chain() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    let head = zil.chain_head().blkptr();
+    let mut bodies = Vec::new();
+    for i in 0..50u64 {
+        let body: Vec<u8> = (0..(i * 13 % 200)).map(|j| (i + j) as u8).collect();
+        zil.assign(
+            3,
+            &Record::Opaque {
+                txtype: format::TX_CREATE,
+                body: &body,
+            },
+        )
+        .unwrap();
+        bodies.push(body);
+    }
+    let w = zil.commit().unwrap();
+    p.complete_all(&zil);
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+    let (recs, blocks) = p.durable_records(head);
+    assert!(
+        blocks >= 2,
+        "50 records of up to 200 B span several 4 KiB-first blocks"
+    );
+    assert_eq!(recs.len(), 50);
+    for (i, (seq, txtype, body)) in recs.iter().enumerate() {
+        assert_eq!(*seq, i as u64 + 1);
+        assert_eq!(*txtype, format::TX_CREATE);
+        // Body is padded to 8 bytes on disk.
+        assert_eq!(&body[..bodies[i].len()], &bodies[i][..]);
+        assert!(body[bodies[i].len()..].iter().all(|&b| b == 0));
+    }
+}
+
+#[test]
+fn bad_records_are_refused_with_a_reason() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    let big = vec![0u8; 8000];
+    assert!(matches!(
+        zil.assign(1, &write_rec(&big)),
+        Err(Error::InvalidRecord(_))
+    ));
+    assert!(matches!(
+        zil.assign(
+            1,
+            &Record::Opaque {
+                txtype: format::TX_WRITE,
+                body: b""
+            }
+        ),
+        Err(Error::InvalidRecord(_))
+    ));
+    assert!(matches!(
+        zil.assign(
+            1,
+            &Record::Opaque {
+                txtype: 99,
+                body: b""
+            }
+        ),
+        Err(Error::InvalidRecord(_))
+    ));
+    assert!(matches!(
+        zil.assign(
+            1,
+            &Record::Opaque {
+                txtype: format::TX_COMMIT,
+                body: b""
+            }
+        ),
+        Err(Error::InvalidRecord(_))
+    ));
+    let w = Record::Write {
+        foid: 1,
+        offset: u64::MAX - 2,
+        data: WriteData::NeedCopy { length: 10 },
+    };
+    assert!(matches!(zil.assign(1, &w), Err(Error::InvalidRecord(_))));
+    let w = Record::Write {
+        foid: 1,
+        offset: 0,
+        data: WriteData::NeedCopy { length: 0 },
+    };
+    assert!(matches!(zil.assign(1, &w), Err(Error::InvalidRecord(_))));
+    // Nothing was queued: a commit has nothing to do.
+    let w = zil.commit().unwrap();
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+    assert_eq!(p.pending_len(), 0);
+}
+
+#[test]
+fn concurrent_commit_waits_for_company_then_times_out() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    zil.assign(1, &write_rec(&[1; 100])).unwrap();
+    let w1 = zil.commit().unwrap(); // lone: issued at once
+    assert_eq!(p.pending_len(), 1);
+    // A second committer arrives while lwb 1 is in flight: the log is shared,
+    // so its lwb stays open until the commit timeout.
+    zil.assign(1, &write_rec(&[2; 100])).unwrap();
+    let w2 = zil.commit().unwrap();
+    assert_eq!(p.pending_len(), 1, "lwb 2 is held open");
+    let WaitStatus::Pending {
+        deadline_ns: Some(deadline),
+    } = poll(&zil, w2)
+    else {
+        panic!("an open lwb's waiter has a deadline")
+    };
+    // A third joins the same open lwb.
+    zil.assign(1, &write_rec(&[3; 100])).unwrap();
+    let w3 = zil.commit().unwrap();
+    assert_eq!(states(&zil)[1], (2, LwbState::Opened));
+    p.set_now_ns(deadline);
+    zil.waiter_timeout(w2).unwrap();
+    assert_eq!(states(&zil)[1], (2, LwbState::Issued));
+    assert_eq!(zil.stats().timeouts, 1);
+    // The other waiter's timeout finds nothing left to do.
+    zil.waiter_timeout(w3).unwrap();
+    assert_eq!(zil.stats().timeouts, 1);
+    p.complete_all(&zil);
+    for w in [w1, w2, w3] {
+        assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+    }
+    let (recs, _) = p.durable_records(zil.chain_head().blkptr());
+    assert_eq!(recs.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
+}
+
+#[test]
+fn waiter_is_not_woken_before_earlier_lwbs_are_flush_done() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    zil.assign(1, &write_rec(&[1; 64])).unwrap();
+    let w1 = zil.commit().unwrap();
+    zil.assign(1, &write_rec(&[2; 64])).unwrap();
+    let w2 = zil.commit().unwrap();
+    let WaitStatus::Pending {
+        deadline_ns: Some(d),
+    } = poll(&zil, w2)
+    else {
+        panic!()
+    };
+    p.set_now_ns(d);
+    zil.waiter_timeout(w2).unwrap();
+    // Two writes out: complete lwb 2's write and flush first.
+    assert_eq!(p.pending_len(), 2);
+    let i2 = p
+        .st()
+        .pending
+        .iter()
+        .position(|x| x.io.lwb_seq() == 2)
+        .unwrap();
+    p.complete(&zil, i2, Ok(()));
+    // lwb 1 has a waiter, so lwb 2's write is not linked to lwb 1's (#17458):
+    // lwb 2's write completes on its own and flushes.
+    let i2 = p
+        .st()
+        .pending
+        .iter()
+        .position(|x| x.io.lwb_seq() == 2)
+        .unwrap();
+    assert!(matches!(p.st().pending[i2].io.kind(), IoKind::Flush { .. }));
+    p.complete(&zil, i2, Ok(()));
+    // lwb 2 is flushed, but its root waits for lwb 1's root.
+    assert!(
+        p.st().woken.is_empty(),
+        "no waiter before lwb 1 is FLUSH_DONE"
+    );
+    assert!(matches!(poll(&zil, w2), WaitStatus::Pending { .. }));
+    p.complete_all(&zil);
+    assert_eq!(p.st().woken, vec![w1, w2], "woken in lwb order");
+    assert_eq!(poll(&zil, w2), WaitStatus::Done(Ok(())));
+    assert_eq!(poll(&zil, w1), WaitStatus::Done(Ok(())));
+}
+
+/// Fill lwb 1 and 2 without waiters on 1 (one commit spanning both), so
+/// lwb 1 defers its flush into lwb 2, which flushes for both.
+#[test]
+fn flush_is_deferred_from_an_lwb_without_waiters_into_an_issued_next() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    let head = zil.chain_head().blkptr();
+    // 4 KiB first block: 30 records of ~1 KiB fill several blocks.
+    for i in 0..30u8 {
+        zil.assign(1, &write_rec(&[i; 1000])).unwrap();
+    }
+    let w = zil.commit().unwrap();
+    let st = states(&zil);
+    assert!(st.len() >= 3, "several lwbs: {st:?}");
+    // Complete writes only, in order; then see how many flushes went out.
+    for _ in 0..1000 {
+        let i = p
+            .st()
+            .pending
+            .iter()
+            .position(|x| x.io.kind() == IoKind::Write);
+        let Some(i) = i else { break };
+        p.complete(&zil, i, Ok(()));
+    }
+    let s = zil.stats();
+    assert!(s.flushes_deferred >= 1, "{s:?}");
+    assert!(s.flushes < s.lwbs_issued, "deferral saves flushes: {s:?}");
+    p.complete_all(&zil);
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+    let (recs, _) = p.durable_records(head);
+    assert_eq!(recs.len(), 30);
+    assert!(p.st().violations.is_empty(), "{:?}", p.st().violations);
+}
+
+#[test]
+fn write_error_fails_this_and_every_later_lwb_and_the_log() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    zil.assign(1, &write_rec(&[1; 64])).unwrap();
+    let w1 = zil.commit().unwrap();
+    zil.assign(1, &write_rec(&[2; 64])).unwrap();
+    let w2 = zil.commit().unwrap();
+    let WaitStatus::Pending {
+        deadline_ns: Some(d),
+    } = poll(&zil, w2)
+    else {
+        panic!()
+    };
+    p.set_now_ns(d);
+    zil.waiter_timeout(w2).unwrap();
+    // lwb 2 completes fine first; then lwb 1's write fails.
+    let i2 = p
+        .st()
+        .pending
+        .iter()
+        .position(|x| x.io.lwb_seq() == 2)
+        .unwrap();
+    p.complete(&zil, i2, Ok(()));
+    let i1 = p
+        .st()
+        .pending
+        .iter()
+        .position(|x| x.io.lwb_seq() == 1)
+        .unwrap();
+    p.complete(&zil, i1, Err(IoError::Io));
+    p.complete_all(&zil);
+    assert_eq!(
+        poll(&zil, w1),
+        WaitStatus::Done(Err(Error::Io(IoError::Io)))
+    );
+    assert!(
+        matches!(poll(&zil, w2), WaitStatus::Done(Err(_))),
+        "no success after an earlier error"
+    );
+    assert_eq!(zil.assign(1, &write_rec(b"x")), Err(Error::LogFailed));
+    assert_eq!(zil.commit(), Err(Error::LogFailed));
+    assert!(zil.failure().is_some());
+}
+
+#[test]
+fn flush_error_is_an_error_not_a_success() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    zil.assign(1, &write_rec(&[1; 64])).unwrap();
+    let w = zil.commit().unwrap();
+    p.complete(&zil, 0, Ok(()));
+    p.complete(&zil, 0, Err(IoError::Io));
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Err(Error::Io(IoError::Io))));
+}
+
+#[test]
+fn flush_not_supported_marks_the_vdev_without_write_cache() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    zil.assign(1, &write_rec(&[1; 64])).unwrap();
+    let w = zil.commit().unwrap();
+    p.complete(&zil, 0, Ok(()));
+    p.complete(&zil, 0, Err(IoError::NotSupported));
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+    zil.assign(1, &write_rec(&[2; 64])).unwrap();
+    let w = zil.commit().unwrap();
+    p.complete(&zil, 0, Ok(()));
+    assert_eq!(
+        p.pending_len(),
+        0,
+        "no flush to a vdev without a write cache"
+    );
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+    assert_eq!(zil.stats().flushes, 1);
+}
+
+#[test]
+fn nocacheflush_skips_flushes() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = Zil::new(
+        &p,
+        Config {
+            nocacheflush: true,
+            ..Config::new(1)
+        },
+    )
+    .unwrap();
+    zil.assign(1, &write_rec(&[1; 64])).unwrap();
+    let w = zil.commit().unwrap();
+    p.complete(&zil, 0, Ok(()));
+    assert_eq!(p.pending_len(), 0);
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+}
+
+#[test]
+fn stale_and_duplicate_completions_are_refused() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    zil.assign(1, &write_rec(&[1; 64])).unwrap();
+    let w = zil.commit().unwrap();
+    let write = p.st().pending[0].io;
+    p.complete(&zil, 0, Ok(()));
+    // The same write completing twice is refused and changes nothing.
+    assert_eq!(zil.io_done(write, Ok(())), Err(Error::UnexpectedCompletion));
+    p.complete_all(&zil);
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+    let out = zil.checkpoint(u64::MAX).unwrap();
+    assert_eq!(out.lwbs_freed, 1);
+    // lwb 1 is freed: its token is stale (generation/seq no longer on the list).
+    assert_eq!(zil.io_done(write, Ok(())), Err(Error::StaleHandle));
+    assert_eq!(p.st().lwbs_live, 1, "only the tail remains allocated");
+}
+
+#[test]
+fn checkpoint_frees_only_covered_flush_done_lwbs_and_moves_the_head() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    let mut ws = Vec::new();
+    for i in 0..4u8 {
+        zil.assign(1, &write_rec(&[i; 64])).unwrap();
+        ws.push(zil.commit().unwrap());
+        p.complete_all(&zil);
+    }
+    assert_eq!(states(&zil).len(), 5);
+    let h0 = zil.chain_head();
+    assert_eq!(h0.verifier.seq(), 1);
+    // Records 1..=4 live in lwbs 1..=4; covering up to record 2 frees two.
+    let out = zil.checkpoint(2).unwrap();
+    assert_eq!(out.lwbs_freed, 2);
+    assert_eq!(out.head.verifier.seq(), 3);
+    // The rest of the chain is still readable from the new head.
+    let (recs, blocks) = p.durable_records(out.head.blkptr());
+    assert_eq!(blocks, 2);
+    assert_eq!(recs.iter().map(|r| r.0).collect::<Vec<_>>(), [3, 4]);
+    let out = zil.checkpoint(u64::MAX).unwrap();
+    assert_eq!(out.lwbs_freed, 2);
+    assert_eq!(states(&zil), vec![(5, LwbState::New)]);
+}
+
+#[test]
+fn full_log_device_is_back_pressure_until_a_checkpoint() {
+    // Room for the first block and three more 4 KiB blocks.
+    let p = MemPlatform::new(4 * 4096, 64);
+    let zil = new_log(&p);
+    let mut acked = 0;
+    let mut stuck = None;
+    for i in 0..10u8 {
+        zil.assign(1, &write_rec(&[i; 64])).unwrap();
+        let w = zil.commit().unwrap();
+        p.complete_all(&zil);
+        match poll(&zil, w) {
+            WaitStatus::Done(Ok(())) => acked += 1,
+            WaitStatus::Pending {
+                deadline_ns: Some(_),
+            } => {
+                stuck = Some(w);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(acked, 3);
+    let w = stuck.expect("the fourth commit waits for space");
+    assert!(zil.failure().is_none(), "a full device is not a failure");
+    // Retrying without freeing space changes nothing.
+    zil.waiter_timeout(w).unwrap();
+    assert!(matches!(poll(&zil, w), WaitStatus::Pending { .. }));
+    zil.checkpoint(u64::MAX).unwrap();
+    zil.waiter_timeout(w).unwrap();
+    p.complete_all(&zil);
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+}
+
+#[test]
+fn need_copy_writes_are_split_across_blocks_and_fetched_at_fill() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    let head = zil.chain_head().blkptr();
+    let len = 300_000u64;
+    zil.assign(
+        2,
+        &Record::Write {
+            foid: 9,
+            offset: 4096,
+            data: WriteData::NeedCopy { length: len },
+        },
+    )
+    .unwrap();
+    let w = zil.commit().unwrap();
+    p.complete_all(&zil);
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+    let (recs, blocks) = p.durable_records(head);
+    assert!(blocks >= 3, "300 KB needs at least three 128 KiB blocks");
+    let mut off = 4096u64;
+    for (_, t, body) in &recs {
+        assert_eq!(*t, format::TX_WRITE);
+        for (i, b) in body.iter().enumerate() {
+            assert_eq!(*b, pattern_byte(9, off + i as u64));
+        }
+        off += body.len() as u64;
+    }
+    assert_eq!(off, 4096 + len, "every byte logged once, in order");
+}
+
+#[test]
+fn indirect_write_holds_the_lwb_write_until_the_data_is_written() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    zil.assign(
+        2,
+        &Record::Write {
+            foid: 3,
+            offset: 0,
+            data: WriteData::Indirect { length: 65536 },
+        },
+    )
+    .unwrap();
+    let w = zil.commit().unwrap();
+    // Child (data) issued before the lwb's write.
+    let kinds: Vec<_> = p.st().pending.iter().map(|x| x.io.kind()).collect();
+    assert_eq!(kinds, [IoKind::Indirect, IoKind::Write]);
+    p.complete(&zil, 1, Ok(())); // the lwb block write completes first
+    assert_eq!(p.pending_len(), 1, "no flush while the child is pending");
+    assert_eq!(states(&zil)[0].1, LwbState::Issued);
+    p.complete(&zil, 0, Ok(())); // data written
+                                 // Now the write zio is done and both vdevs (log 0, data 1) are flushed.
+    let flushes: Vec<_> = p.st().pending.iter().map(|x| x.io.kind()).collect();
+    assert_eq!(
+        flushes,
+        [IoKind::Flush { vdev: 0 }, IoKind::Flush { vdev: 1 }]
+    );
+    p.complete_all(&zil);
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+}
+
+#[test]
+fn waiter_table_limit_is_back_pressure() {
+    let p = MemPlatform::new(256 * MIB, 64);
+    let zil = new_log(&p);
+    let mut ws = Vec::new();
+    loop {
+        zil.assign(1, &write_rec(&[0; 8])).unwrap();
+        match zil.commit() {
+            Ok(w) => ws.push(w),
+            Err(e) => {
+                assert_eq!(e, Error::Backpressure(Limit::CommitWaiters));
+                break;
+            }
+        }
+        assert!(ws.len() <= rzil::limits::COMMIT_WAITERS_MAX);
+    }
+    assert_eq!(ws.len(), rzil::limits::COMMIT_WAITERS_MAX);
+}
+
+#[test]
+fn lwb_object_is_no_bigger_than_openzfs_lwb_t() {
+    let ours = core::mem::size_of::<rzil::lwb::LwbObj>();
+    println!("size_of::<LwbObj>() = {ours} bytes (OpenZFS lwb_t: 376)");
+    assert!(ours <= 376, "{ours}");
+}
