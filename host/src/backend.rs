@@ -7,9 +7,10 @@
 //! the writes and flushes underneath so `flushes_per_commit` comes from the
 //! device, not from the backend's own claims.
 //!
-//! Records are self-describing ([`RecordPayload`]): committer, sequence and a
-//! body derived from both, so a replayed record can be checked for identity
-//! and integrity without keeping a copy of what was written.
+//! Records are self-describing ([`RecordId`], [`fill_pattern`]): object,
+//! offset and data derive from (committer, sequence), so a replayed record
+//! can be checked for identity and integrity without keeping a copy of what
+//! was written.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,8 +23,8 @@ use crate::rng::SplitMix64;
 /// How often the driver's monitor wakes to report progress and check time.
 pub const DRIVE_TICK: Duration = Duration::from_millis(100);
 
-/// Bytes of the header in front of every record body.
-pub const RECORD_HEADER_BYTES: usize = 16;
+/// Smallest record a workload commits.
+pub const RECORD_BYTES_MIN: usize = 16;
 
 /// Why a commit failed.
 #[derive(Debug)]
@@ -65,62 +66,93 @@ impl From<DeviceError> for CommitError {
 
 /// A log that makes records durable.
 pub trait SyncLog: Sync {
-    /// Make `record` durable and return only once it is (or has failed).
-    /// `committer` is the calling thread's index in `0..threads`; a backend
-    /// may keep per-committer state, touched only by that committer.
-    fn commit(&self, committer: usize, record: &[u8]) -> Result<(), CommitError>;
+    /// Make record `id` with data `data` durable and return only once it
+    /// is (or has failed). `id.committer` is the calling thread's index in
+    /// `0..threads`; a backend may keep per-committer state, touched only
+    /// by that committer.
+    fn commit(&self, id: RecordId, data: &[u8]) -> Result<(), CommitError>;
 }
 
-/// The self-describing record the workloads commit: a 16-byte header
-/// (committer as u32, record length as u32, sequence as u64, little-endian)
-/// and a body that is a pure function of (committer, sequence).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RecordPayload {
+/// Object id of committer 0's file; committer `i` writes object
+/// `FOID_BASE + i`, so replayed TX_WRITE records name their committer.
+pub const FOID_BASE: u64 = 1 << 20;
+
+/// Names one committed record: committer `committer`'s `seq`-th commit,
+/// which writes `record_bytes` at offset `seq * record_bytes` of object
+/// `FOID_BASE + committer`. The data is [`fill_pattern`] of that range, so
+/// a replayed record can be checked for identity and integrity from its
+/// (object, offset, data) alone, however a backend split it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId {
     /// Index of the committer thread.
     pub committer: u32,
     /// That committer's sequence number, from 0.
     pub seq: u64,
 }
 
-impl RecordPayload {
-    /// Fill `buf` (at least [`RECORD_HEADER_BYTES`] long) with this record.
-    pub fn fill(&self, buf: &mut [u8]) {
-        assert!(
-            buf.len() >= RECORD_HEADER_BYTES,
-            "record shorter than its header"
-        );
-        buf[0..4].copy_from_slice(&self.committer.to_le_bytes());
-        let len = buf.len() as u32;
-        buf[4..8].copy_from_slice(&len.to_le_bytes());
-        buf[8..16].copy_from_slice(&self.seq.to_le_bytes());
-        let mut rng = SplitMix64::new(self.body_seed());
-        for chunk in buf[RECORD_HEADER_BYTES..].chunks_mut(8) {
-            let word = rng.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
+impl RecordId {
+    /// The object this committer writes.
+    pub fn foid(&self) -> u64 {
+        FOID_BASE + u64::from(self.committer)
     }
 
-    fn body_seed(&self) -> u64 {
-        (u64::from(self.committer) << 48) ^ self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    /// Where in the object this record's data goes.
+    pub fn offset_bytes(&self, record_bytes: usize) -> u64 {
+        self.seq * record_bytes as u64
     }
 
-    /// Decode and check a replayed record: `None` if the header is
-    /// inconsistent or the body is not the one its header implies.
-    pub fn check(buf: &[u8]) -> Option<RecordPayload> {
-        if buf.len() < RECORD_HEADER_BYTES {
-            return None;
-        }
-        let committer = u32::from_le_bytes(buf[0..4].try_into().ok()?);
-        let len = u32::from_le_bytes(buf[4..8].try_into().ok()?) as usize;
-        let seq = u64::from_le_bytes(buf[8..16].try_into().ok()?);
-        if len != buf.len() {
-            return None;
-        }
-        let record = RecordPayload { committer, seq };
-        let mut expected = vec![0u8; len];
-        record.fill(&mut expected);
-        (expected == buf).then_some(record)
+    /// The record at `offset_bytes` of object `foid`, if that is one of
+    /// ours and on a record boundary.
+    pub fn at(foid: u64, offset_bytes: u64, record_bytes: usize) -> Option<RecordId> {
+        let committer = u32::try_from(foid.checked_sub(FOID_BASE)?).ok()?;
+        let record_bytes = record_bytes as u64;
+        (record_bytes > 0 && offset_bytes % record_bytes == 0).then_some(RecordId {
+            committer,
+            seq: offset_bytes / record_bytes,
+        })
     }
+}
+
+fn pattern_word(foid: u64, word_index: u64) -> u64 {
+    SplitMix64::new(foid.rotate_left(40) ^ word_index).next_u64()
+}
+
+/// Call `f(chunk_start_in_out, pattern_bytes)` for each 8-byte-aligned
+/// word of object `foid` overlapping `[offset_bytes, offset_bytes + len)`,
+/// with the pattern bytes clipped to that range: one hash per word.
+fn for_each_pattern_chunk(
+    foid: u64,
+    offset_bytes: u64,
+    len: usize,
+    mut f: impl FnMut(usize, &[u8]),
+) {
+    let mut pos = 0usize;
+    while pos < len {
+        let at = offset_bytes + pos as u64;
+        let in_word = (at % 8) as usize;
+        let take = (8 - in_word).min(len - pos);
+        let word = pattern_word(foid, at / 8).to_le_bytes();
+        f(pos, &word[in_word..in_word + take]);
+        pos += take;
+    }
+}
+
+/// Fill `out` with the data of object `foid` at `offset_bytes`: a pure
+/// function of (object, byte offset), so any sub-range checks on its own.
+pub fn fill_pattern(foid: u64, offset_bytes: u64, out: &mut [u8]) {
+    let len = out.len();
+    for_each_pattern_chunk(foid, offset_bytes, len, |pos, bytes| {
+        out[pos..pos + bytes.len()].copy_from_slice(bytes);
+    });
+}
+
+/// Whether `data` is object `foid`'s data at `offset_bytes`.
+pub fn check_pattern(foid: u64, offset_bytes: u64, data: &[u8]) -> bool {
+    let mut same = true;
+    for_each_pattern_chunk(foid, offset_bytes, data.len(), |pos, bytes| {
+        same &= data[pos..pos + bytes.len()] == *bytes;
+    });
+    same
 }
 
 /// Counts writes and flushes passing through to `inner`.
@@ -186,7 +218,7 @@ pub struct DriveConfig {
     pub threads: usize,
     /// How long to commit for.
     pub duration: Duration,
-    /// Bytes per record (at least [`RECORD_HEADER_BYTES`]).
+    /// Bytes per record (at least [`RECORD_BYTES_MIN`]).
     pub record_bytes: usize,
 }
 
@@ -218,7 +250,7 @@ impl DriveResult {
 }
 
 /// Run `config.threads` committers against `log` for `config.duration`.
-/// Committer `i` commits `RecordPayload { committer: i, seq: 0, 1, ... }`;
+/// Committer `i` commits `RecordId { committer: i, seq: 0, 1, ... }`;
 /// `on_ack(committer, seq)` runs right after each successful commit returns
 /// (the crash checker takes its crash-point mark there). The first error
 /// stops every committer and is returned.
@@ -229,8 +261,8 @@ pub fn drive(
     on_tick: &mut dyn FnMut(Tick),
 ) -> Result<DriveResult, CommitError> {
     assert!(
-        config.record_bytes >= RECORD_HEADER_BYTES,
-        "record shorter than its header"
+        config.record_bytes >= RECORD_BYTES_MIN,
+        "record below the minimum"
     );
     let stop = AtomicBool::new(false);
     let commits = AtomicU64::new(0);
@@ -244,13 +276,13 @@ pub fn drive(
                     let mut record = vec![0u8; config.record_bytes];
                     let mut seq = 0u64;
                     while !stop.load(Ordering::Relaxed) {
-                        RecordPayload {
+                        let id = RecordId {
                             committer: committer as u32,
                             seq,
-                        }
-                        .fill(&mut record);
+                        };
+                        fill_pattern(id.foid(), id.offset_bytes(config.record_bytes), &mut record);
                         let began = Instant::now();
-                        if let Err(error) = log.commit(committer, &record) {
+                        if let Err(error) = log.commit(id, &record) {
                             stop.store(true, Ordering::Relaxed);
                             return Err(error);
                         }
@@ -303,40 +335,51 @@ mod tests {
     use parking_lot::Mutex;
 
     #[test]
-    fn payloads_round_trip_and_detect_damage() {
+    fn patterns_check_any_subrange_and_tell_objects_apart() {
         let mut buf = vec![0u8; 4096];
-        let record = RecordPayload {
-            committer: 3,
-            seq: 77,
-        };
-        record.fill(&mut buf);
-        assert_eq!(RecordPayload::check(&buf), Some(record));
+        fill_pattern(FOID_BASE + 3, 77 * 4096, &mut buf);
+        assert!(check_pattern(FOID_BASE + 3, 77 * 4096, &buf));
+        assert!(check_pattern(FOID_BASE + 3, 77 * 4096 + 13, &buf[13..1000]));
         let mut damaged = buf.clone();
         damaged[2000] ^= 1;
-        assert_eq!(RecordPayload::check(&damaged), None);
-        assert_eq!(RecordPayload::check(&buf[..4000]), None);
-        let mut other = vec![0u8; 4096];
-        RecordPayload {
-            committer: 3,
-            seq: 78,
-        }
-        .fill(&mut other);
-        assert_ne!(other[RECORD_HEADER_BYTES..], buf[RECORD_HEADER_BYTES..]);
+        assert!(!check_pattern(FOID_BASE + 3, 77 * 4096, &damaged));
+        assert!(!check_pattern(FOID_BASE + 4, 77 * 4096, &buf));
+        assert!(!check_pattern(FOID_BASE + 3, 78 * 4096, &buf));
+    }
+
+    #[test]
+    fn record_ids_round_trip_through_object_and_offset() {
+        let id = RecordId {
+            committer: 5,
+            seq: 9,
+        };
+        assert_eq!(
+            RecordId::at(id.foid(), id.offset_bytes(4096), 4096),
+            Some(id)
+        );
+        assert_eq!(RecordId::at(id.foid(), 100, 4096), None);
+        assert_eq!(RecordId::at(7, 0, 4096), None);
     }
 
     /// Commits to memory and remembers what it was given.
     struct MemLog {
-        seen: Mutex<Vec<RecordPayload>>,
+        seen: Mutex<Vec<RecordId>>,
         fail_after: Option<usize>,
+        record_bytes: usize,
     }
 
     impl SyncLog for MemLog {
-        fn commit(&self, _committer: usize, record: &[u8]) -> Result<(), CommitError> {
+        fn commit(&self, id: RecordId, data: &[u8]) -> Result<(), CommitError> {
             let mut seen = self.seen.lock();
             if self.fail_after.is_some_and(|n| seen.len() >= n) {
                 return Err(CommitError::Refused("test failure".into()));
             }
-            seen.push(RecordPayload::check(record).expect("driver sent a bad record"));
+            assert!(check_pattern(
+                id.foid(),
+                id.offset_bytes(self.record_bytes),
+                data
+            ));
+            seen.push(id);
             Ok(())
         }
     }
@@ -346,6 +389,7 @@ mod tests {
         let log = MemLog {
             seen: Mutex::new(Vec::new()),
             fail_after: None,
+            record_bytes: 64,
         };
         let acks = Mutex::new(Vec::new());
         let mut ticks = 0;
@@ -382,6 +426,7 @@ mod tests {
         let log = MemLog {
             seen: Mutex::new(Vec::new()),
             fail_after: Some(100),
+            record_bytes: 32,
         };
         let config = DriveConfig {
             threads: 3,

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use rzil_host::backend::{DriveConfig, Tick, RECORD_HEADER_BYTES};
+use rzil_host::backend::{DriveConfig, Tick};
 use rzil_host::device::{OpenOptionsLog, ReadOnlyDevice, DIRECT_IO_ALIGN_BYTES};
 use rzil_host::naive::{self, NAIVE_RECORD_BYTES_MAX};
 use rzil_host::superblock::{self, Probe};
@@ -25,8 +25,8 @@ pub const THREADS_MAX: usize = 1024;
 pub const SECONDS_MAX: f64 = 86_400.0;
 /// Most crash states one `verify` explores.
 pub const CRASHES_MAX: u64 = 1_000_000;
-/// Smallest record: the self-describing header.
-pub const RECORD_BYTES_MIN: u64 = RECORD_HEADER_BYTES as u64;
+/// Smallest record a workload commits.
+pub const RECORD_BYTES_MIN: u64 = rzil_host::backend::RECORD_BYTES_MIN as u64;
 /// Largest record: one maximum-size log block.
 pub const RECORD_BYTES_MAX: u64 = NAIVE_RECORD_BYTES_MAX as u64;
 /// Default device of `rzil run`, relative to the working directory (the

@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use parking_lot::Mutex;
 
-use crate::backend::{self, CommitError, CountingDevice, DriveConfig, SyncLog, Tick};
+use crate::backend::{self, CommitError, CountingDevice, DriveConfig, RecordId, SyncLog, Tick};
 use crate::device::{AlignedBuf, BlockIo};
 
 /// Largest record the naive baseline writes (the largest log block).
@@ -126,14 +126,14 @@ impl<'a, D: BlockIo> NaiveLog<'a, D> {
 }
 
 impl<D: BlockIo> SyncLog for NaiveLog<'_, D> {
-    fn commit(&self, committer: usize, record: &[u8]) -> Result<(), CommitError> {
+    fn commit(&self, id: RecordId, record: &[u8]) -> Result<(), CommitError> {
         if record.len() > self.record_bytes_max {
             return Err(CommitError::RecordTooLarge {
                 record_bytes: record.len(),
                 max_bytes: self.record_bytes_max,
             });
         }
-        let slice = &self.slices[committer];
+        let slice = &self.slices[id.committer as usize];
         let mut state = slice.state.lock();
         let write_bytes = record.len().div_ceil(self.write_align_bytes) * self.write_align_bytes;
         state.buf[..record.len()].copy_from_slice(record);
@@ -190,7 +190,7 @@ pub fn run_naive<D: BlockIo>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::RecordPayload;
+    use crate::backend::{check_pattern, fill_pattern};
     use crate::device::MemDevice;
     use std::time::Duration;
 
@@ -200,15 +200,23 @@ mod tests {
         let log = NaiveLog::new(&dev, 16 * 1024..64 * 1024, 2, 4096, 4096).unwrap();
         let mut record = vec![0u8; 100];
         for seq in 0..7 {
-            RecordPayload { committer: 1, seq }.fill(&mut record);
-            log.commit(1, &record).unwrap();
+            let id = RecordId { committer: 1, seq };
+            fill_pattern(id.foid(), id.offset_bytes(100), &mut record);
+            log.commit(id, &record).unwrap();
         }
         // Slice 1 is 40K..64K: six 4 KiB slots; the seventh record wrapped.
         let image = dev.inner().snapshot();
-        let at = |offset: usize| RecordPayload::check(&image[offset..offset + 100]);
-        assert_eq!(at(40 * 1024).map(|r| r.seq), Some(6));
-        assert_eq!(at(44 * 1024).map(|r| r.seq), Some(1));
-        assert_eq!(at(60 * 1024).map(|r| r.seq), Some(5));
+        let holds = |offset: usize, seq: u64| {
+            let id = RecordId { committer: 1, seq };
+            check_pattern(
+                id.foid(),
+                id.offset_bytes(100),
+                &image[offset..offset + 100],
+            )
+        };
+        assert!(holds(40 * 1024, 6));
+        assert!(holds(44 * 1024, 1));
+        assert!(holds(60 * 1024, 5));
         assert!(
             image[16 * 1024..40 * 1024].iter().all(|&b| b == 0),
             "slice 0 untouched"
@@ -229,7 +237,13 @@ mod tests {
         ));
         let log = NaiveLog::new(&dev, 0..64 * 1024, 1, 512, 1).unwrap();
         assert!(matches!(
-            log.commit(0, &[0; 600]),
+            log.commit(
+                RecordId {
+                    committer: 0,
+                    seq: 0
+                },
+                &[0; 600]
+            ),
             Err(CommitError::RecordTooLarge { .. })
         ));
     }
