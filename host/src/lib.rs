@@ -13,6 +13,7 @@ pub mod crashdev;
 pub mod device;
 pub mod histogram;
 pub mod naive;
+pub mod platform;
 pub mod ring;
 pub mod rng;
 pub mod superblock;

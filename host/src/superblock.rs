@@ -23,7 +23,8 @@
 //! | 56 | 8 | chain head: first log block's size (bytes; 0 = no chain) |
 //! | 64 | 32 | chain verifier: guid0, guid1, objset id, seq |
 //! | 96 | 8 | checkpoint lr_seq (records with seq ≤ it are covered) |
-//! | 104 | 24 | reserved, zero |
+//! | 104 | 8 | chain head: birth txg in its block pointer |
+//! | 112 | 16 | reserved, zero |
 //! | 128 | 32 | fletcher-4 of bytes 0..128 |
 
 use std::fmt;
@@ -83,6 +84,8 @@ pub struct Superblock {
     /// Records with `lr_seq` ≤ this are already covered by a checkpoint and
     /// are not replayed (the role of `zh_replay_seq`/`zh_claim_lr_seq`).
     pub checkpoint_lr_seq: u64,
+    /// Birth txg stamped into the head block's pointer.
+    pub chain_txg: u64,
 }
 
 /// Why one slot does not hold a usable copy.
@@ -222,6 +225,7 @@ impl Superblock {
             chain_head: None,
             chain_verifier,
             checkpoint_lr_seq: 0,
+            chain_txg: 0,
         })
     }
 
@@ -245,6 +249,7 @@ impl Superblock {
             put_u64(&mut bytes, 64 + 8 * i, *word);
         }
         put_u64(&mut bytes, 96, self.checkpoint_lr_seq);
+        put_u64(&mut bytes, 104, self.chain_txg);
         let sum = fletcher4(&bytes[..CHECKSUMMED_BYTES]);
         for (i, word) in sum.iter().enumerate() {
             put_u64(&mut bytes, CHECKSUMMED_BYTES + 8 * i, *word);
@@ -296,6 +301,7 @@ impl Superblock {
                 get_u64(bytes, 88),
             ],
             checkpoint_lr_seq: get_u64(bytes, 96),
+            chain_txg: get_u64(bytes, 104),
         };
         superblock.check_fields()?;
         Ok(superblock)

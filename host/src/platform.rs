@@ -1,0 +1,895 @@
+//! The host platform: the rzil core on threads, files and block devices.
+//!
+//! | core needs | host gives |
+//! |---|---|
+//! | locks | `parking_lot::RawMutex` |
+//! | log-block allocation | the [`Ring`] over the superblock's log region |
+//! | write / flush submission | a queue served by [`IO_THREADS`] completion threads doing `pwrite` / `fdatasync`, then calling `Zil::io_done` |
+//! | clock | `Instant` since the platform was made |
+//! | waiter | one flag + `parking_lot::Condvar` per waiter slot |
+//! | pools | bounded slabs of lwbs, itxs and aligned 128 KiB block buffers |
+//!
+//! Blocks freed by `Zil::checkpoint` are not returned to the ring at once:
+//! they go back only after the superblock naming the new chain head is
+//! durable ([`HostLog::checkpoint`]), so a crash can never leave the
+//! on-disk head pointing into space already reused.
+//!
+//! Locking: the platform's own locks (ring, pending frees, I/O queue, wait
+//! board, slab free lists) are leaves: none is held while calling into the
+//! core or while taking another.
+
+use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use rzil::format::ZioCksum;
+use rzil::itx::Itx;
+use rzil::limits::{
+    COMMIT_LIST_ITXS_MAX, COMMIT_RETRY_NS, COMMIT_WAITERS_MAX, LWB_BLOCK_SIZE_MAX_BYTES,
+    LWB_INFLIGHT_MAX, LWB_ITXS_MAX, WR_COPIED_DATA_BYTES_MAX,
+};
+use rzil::lwb::LwbObj;
+use rzil::{
+    AllocError, BlockAddr, ChainHead, Config, Error, IndirectBlock, IoError, IoKind, IoToken,
+    Platform, Record, WaitStatus, WaiterId, WriteData, Zil,
+};
+
+use crate::backend::{fill_pattern, CommitError, RecordId, SyncLog};
+use crate::device::{AlignedBuf, BlockIo, DeviceError, DIRECT_IO_ALIGN_BYTES};
+use crate::ring::Ring;
+use crate::superblock::{self, Superblock, SuperblockError};
+
+/// Completion threads: enough that a flush in progress does not hold up
+/// the next lwb's write on this 2-core class of machine.
+pub const IO_THREADS: usize = 4;
+/// lwb objects: the core's in-flight bound plus the one being freed.
+pub const LWB_POOL_OBJECTS_MAX: usize = LWB_INFLIGHT_MAX + 2;
+/// itx objects: a full commit list plus four full lwbs being filled.
+pub const ITX_POOL_OBJECTS_MAX: usize = COMMIT_LIST_ITXS_MAX + 4 * LWB_ITXS_MAX;
+/// Block buffers (each [`LWB_BLOCK_SIZE_MAX_BYTES`]): one per in-flight lwb.
+pub const BUF_POOL_BUFFERS_MAX: usize = LWB_INFLIGHT_MAX + 2;
+/// How often the checkpoint actor runs (the `zil_sync` cadence).
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(20);
+/// A commit waiter not woken within this long is reported as stuck rather
+/// than waited for forever.
+pub const WAITER_STALL: Duration = Duration::from_secs(30);
+/// The single vdev of a host log.
+pub const HOST_VDEV: u32 = 0;
+/// Birth txg the host stamps into records and block pointers: there is no
+/// pool, so every record belongs to one notional open txg.
+pub const HOST_TXG: u64 = 1;
+
+/// A bounded slab: at most `max` objects ever exist; freed ones are reused.
+#[derive(Debug)]
+struct SlabInner<T> {
+    free: Mutex<Vec<Box<T>>>,
+    created: AtomicUsize,
+    max: usize,
+}
+
+/// An object on loan from a [`Slab`]; returns to it when dropped.
+#[derive(Debug)]
+pub struct SlabBox<T> {
+    obj: Option<Box<T>>,
+    slab: Arc<SlabInner<T>>,
+}
+
+#[derive(Debug)]
+struct Slab<T>(Arc<SlabInner<T>>);
+
+impl<T> Slab<T> {
+    fn new(max: usize) -> Slab<T> {
+        Slab(Arc::new(SlabInner {
+            free: Mutex::new(Vec::with_capacity(max)),
+            created: AtomicUsize::new(0),
+            max,
+        }))
+    }
+
+    /// Take a freed object or, unless `max` objects already exist, room
+    /// for a new one; `init` turns either into the object to hand out
+    /// (`Some(old)` to reset, `None` to make).
+    fn alloc(&self, init: impl FnOnce(Option<Box<T>>) -> Box<T>) -> Result<SlabBox<T>, AllocError> {
+        let reused = self.0.free.lock().pop();
+        if reused.is_none() && self.0.created.fetch_add(1, Ordering::Relaxed) >= self.0.max {
+            self.0.created.fetch_sub(1, Ordering::Relaxed);
+            return Err(AllocError);
+        }
+        Ok(SlabBox {
+            obj: Some(init(reused)),
+            slab: Arc::clone(&self.0),
+        })
+    }
+}
+
+impl<T> Deref for SlabBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.obj.as_ref().expect("present until drop")
+    }
+}
+
+impl<T> DerefMut for SlabBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.obj.as_mut().expect("present until drop")
+    }
+}
+
+impl<T> Drop for SlabBox<T> {
+    fn drop(&mut self) {
+        if let Some(obj) = self.obj.take() {
+            self.slab.free.lock().push(obj);
+        }
+    }
+}
+
+/// A block buffer: an aligned 128 KiB slab buffer seen as its first `len`
+/// bytes (what the core asked for).
+#[derive(Debug)]
+pub struct PoolBuf {
+    buf: SlabBox<AlignedBuf>,
+    len: usize,
+}
+
+impl Deref for PoolBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl DerefMut for PoolBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        &mut self.buf[..len]
+    }
+}
+
+#[derive(Debug)]
+enum Job {
+    Write {
+        io: IoToken,
+        addr: BlockAddr,
+        buf: PoolBuf,
+        len_bytes: usize,
+    },
+    Flush {
+        io: IoToken,
+    },
+}
+
+#[derive(Debug, Default)]
+struct IoQueue {
+    jobs: VecDeque<Job>,
+    shutdown: bool,
+}
+
+/// Called with each block the log wrote (after the write succeeded, before
+/// the core hears of it): `(lwb block seq, block bytes)`. The crash checker
+/// uses it to learn which record went into which block.
+pub type BlockObserver<'d> = &'d (dyn Fn(u64, &[u8]) + Sync);
+
+/// Counters of the platform itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlatformStats {
+    /// Block writes performed.
+    pub writes: u64,
+    /// Flushes performed.
+    pub flushes: u64,
+    /// Superblock updates (checkpoints that moved the head or the seq).
+    pub superblock_writes: u64,
+    /// Most jobs ever waiting in the I/O queue.
+    pub io_queue_jobs_max: u64,
+}
+
+/// The host platform. See the module documentation.
+pub struct HostPlatform<'d> {
+    dev: &'d dyn BlockIo,
+    write_align_bytes: usize,
+    ring: Mutex<Ring>,
+    pending_free: Mutex<Vec<BlockAddr>>,
+    queue: Mutex<IoQueue>,
+    queue_cv: Condvar,
+    woken: Mutex<Vec<bool>>,
+    waiter_cvs: Vec<Condvar>,
+    lwbs: Slab<LwbObj>,
+    itxs: Slab<Itx>,
+    bufs: Slab<AlignedBuf>,
+    epoch: Instant,
+    observer: Option<BlockObserver<'d>>,
+    writes: AtomicU64,
+    flushes: AtomicU64,
+    superblock_writes: AtomicU64,
+    io_queue_jobs_max: AtomicUsize,
+}
+
+impl std::fmt::Debug for HostPlatform<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostPlatform")
+            .field("write_align_bytes", &self.write_align_bytes)
+            .field("ring", &*self.ring.lock())
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error_of(error: &DeviceError) -> IoError {
+    match error {
+        DeviceError::OutOfRange { .. } => IoError::NoSpace,
+        DeviceError::Io { source, op, .. }
+            if *op == "fdatasync"
+                && matches!(
+                    source.raw_os_error(),
+                    Some(libc::EINVAL) | Some(libc::ENOTSUP)
+                ) =>
+        {
+            IoError::NotSupported
+        }
+        _ => IoError::Io,
+    }
+}
+
+impl<'d> HostPlatform<'d> {
+    /// A platform over `dev` whose log blocks come from `ring`. Writes are
+    /// padded to `write_align_bytes` (the O_DIRECT alignment, or 1).
+    pub fn new(
+        dev: &'d dyn BlockIo,
+        ring: Ring,
+        write_align_bytes: usize,
+        observer: Option<BlockObserver<'d>>,
+    ) -> HostPlatform<'d> {
+        HostPlatform {
+            dev,
+            write_align_bytes: write_align_bytes.max(1),
+            ring: Mutex::new(ring),
+            pending_free: Mutex::new(Vec::new()),
+            queue: Mutex::new(IoQueue::default()),
+            queue_cv: Condvar::new(),
+            woken: Mutex::new(vec![false; COMMIT_WAITERS_MAX]),
+            waiter_cvs: (0..COMMIT_WAITERS_MAX).map(|_| Condvar::new()).collect(),
+            lwbs: Slab::new(LWB_POOL_OBJECTS_MAX),
+            itxs: Slab::new(ITX_POOL_OBJECTS_MAX),
+            bufs: Slab::new(BUF_POOL_BUFFERS_MAX),
+            epoch: Instant::now(),
+            observer,
+            writes: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            superblock_writes: AtomicU64::new(0),
+            io_queue_jobs_max: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> PlatformStats {
+        PlatformStats {
+            writes: self.writes.load(Ordering::Relaxed),
+            flushes: self.flushes.load(Ordering::Relaxed),
+            superblock_writes: self.superblock_writes.load(Ordering::Relaxed),
+            io_queue_jobs_max: self.io_queue_jobs_max.load(Ordering::Relaxed) as u64,
+        }
+    }
+
+    fn push_job(&self, job: Job) {
+        let mut queue = self.queue.lock();
+        queue.jobs.push_back(job);
+        self.io_queue_jobs_max
+            .fetch_max(queue.jobs.len(), Ordering::Relaxed);
+        self.queue_cv.notify_one();
+    }
+
+    /// Serve the I/O queue until [`shutdown`](Self::shutdown) and the queue
+    /// is empty: perform each job, then report it to `zil`. Run this on
+    /// [`IO_THREADS`] threads.
+    pub fn serve_io(&self, zil: &Zil<&HostPlatform<'d>>) {
+        loop {
+            let job = {
+                let mut queue = self.queue.lock();
+                loop {
+                    if let Some(job) = queue.jobs.pop_front() {
+                        break job;
+                    }
+                    if queue.shutdown {
+                        return;
+                    }
+                    self.queue_cv.wait(&mut queue);
+                }
+            };
+            let (io, result) = match job {
+                Job::Write {
+                    io,
+                    addr,
+                    mut buf,
+                    len_bytes,
+                } => {
+                    let result = self.write_block(addr, &mut buf, len_bytes);
+                    if result.is_ok() {
+                        if let Some(observe) = self.observer {
+                            observe(io.lwb_seq(), &buf[..len_bytes]);
+                        }
+                    }
+                    drop(buf);
+                    (io, result)
+                }
+                Job::Flush { io } => {
+                    self.flushes.fetch_add(1, Ordering::Relaxed);
+                    (io, self.dev.flush().map_err(|e| io_error_of(&e)))
+                }
+            };
+            // A completion the core rejects (stale, duplicate) changes
+            // nothing in it; there is nobody to tell but the counters.
+            let _ = zil.io_done(io, result);
+        }
+    }
+
+    fn write_block(
+        &self,
+        addr: BlockAddr,
+        buf: &mut PoolBuf,
+        len_bytes: usize,
+    ) -> Result<(), IoError> {
+        let align = self.write_align_bytes;
+        let write_bytes = len_bytes.div_ceil(align) * align;
+        if write_bytes > addr.size_bytes as usize || write_bytes > buf.buf.len() {
+            return Err(IoError::NoSpace);
+        }
+        // The pad up to the O_DIRECT alignment is ours to fill: zeros, so
+        // no stale buffer memory reaches the disk.
+        buf.len = buf.len.max(write_bytes);
+        buf[len_bytes..write_bytes].fill(0);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.dev
+            .write_at(addr.offset_bytes, &buf[..write_bytes])
+            .map_err(|e| io_error_of(&e))
+    }
+
+    /// Let the completion threads exit once the queue is empty.
+    pub fn shutdown(&self) {
+        self.queue.lock().shutdown = true;
+        self.queue_cv.notify_all();
+    }
+
+    /// Sleep until waiter slot `slot` is woken or `deadline_ns` (platform
+    /// clock) passes; `true` if the deadline passed first.
+    fn wait(&self, slot: u16, deadline_ns: Option<u64>) -> bool {
+        let slot = usize::from(slot);
+        let deadline = match deadline_ns {
+            Some(ns) => self.epoch + Duration::from_nanos(ns),
+            None => Instant::now() + WAITER_STALL,
+        };
+        let mut woken = self.woken.lock();
+        while !woken[slot] {
+            if self.waiter_cvs[slot]
+                .wait_until(&mut woken, deadline)
+                .timed_out()
+            {
+                return !woken[slot];
+            }
+        }
+        woken[slot] = false;
+        false
+    }
+
+    /// Return to the ring every pending free block that is now the oldest
+    /// allocation. Called once the superblock no longer points at them.
+    fn release_pending(&self) {
+        let mut pending = self.pending_free.lock();
+        let mut ring = self.ring.lock();
+        while let Some(oldest) = ring.oldest() {
+            let Some(i) = pending.iter().position(|b| {
+                b.offset_bytes == oldest.offset_bytes
+                    && u64::from(b.size_bytes) == oldest.size_bytes
+            }) else {
+                break;
+            };
+            pending.swap_remove(i);
+            // Cannot fail: `oldest` is the ring's oldest block.
+            let _ = ring.release(oldest);
+        }
+    }
+}
+
+impl<'a, 'd> Platform for &'a HostPlatform<'d> {
+    type RawMutex = parking_lot::RawMutex;
+    type LwbBox = SlabBox<LwbObj>;
+    type ItxBox = SlabBox<Itx>;
+    type Buf = PoolBuf;
+
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn random_u64(&self) -> u64 {
+        crate::volume::random_u64()
+    }
+
+    fn alloc_lwb(&self, lwb: LwbObj) -> Result<SlabBox<LwbObj>, AllocError> {
+        self.lwbs.alloc(|reused| match reused {
+            Some(mut slot) => {
+                *slot = lwb;
+                slot
+            }
+            None => Box::new(lwb),
+        })
+    }
+
+    fn alloc_itx(&self) -> Result<SlabBox<Itx>, AllocError> {
+        self.itxs.alloc(|reused| match reused {
+            Some(mut itx) => {
+                *itx = Itx::EMPTY;
+                itx
+            }
+            None => Box::new(Itx::EMPTY),
+        })
+    }
+
+    fn alloc_buf(&self, size_bytes: u32) -> Result<PoolBuf, AllocError> {
+        let len = size_bytes as usize;
+        if len > LWB_BLOCK_SIZE_MAX_BYTES as usize {
+            return Err(AllocError);
+        }
+        let buf = self.bufs.alloc(|reused| {
+            reused
+                .unwrap_or_else(|| Box::new(AlignedBuf::zeroed(LWB_BLOCK_SIZE_MAX_BYTES as usize)))
+        })?;
+        Ok(PoolBuf { buf, len })
+    }
+
+    fn alloc_log_block(&self, size_bytes: u32) -> Result<BlockAddr, AllocError> {
+        let block = self
+            .ring
+            .lock()
+            .allocate(u64::from(size_bytes))
+            .map_err(|_| AllocError)?;
+        Ok(BlockAddr {
+            vdev: HOST_VDEV,
+            offset_bytes: block.offset_bytes,
+            size_bytes,
+        })
+    }
+
+    fn free_log_block(&self, addr: BlockAddr) {
+        self.pending_free.lock().push(addr);
+    }
+
+    fn submit_write(&self, io: IoToken, addr: BlockAddr, buf: PoolBuf, len_bytes: usize) {
+        self.push_job(Job::Write {
+            io,
+            addr,
+            buf,
+            len_bytes,
+        });
+    }
+
+    fn submit_flush(&self, io: IoToken, vdev: u32) {
+        debug_assert_eq!(vdev, HOST_VDEV);
+        debug_assert!(matches!(io.kind(), IoKind::Flush { .. }));
+        self.push_job(Job::Flush { io });
+    }
+
+    fn get_data(&self, foid: u64, offset: u64, out: &mut [u8]) -> Result<(), IoError> {
+        // The workloads' objects exist only as their data pattern.
+        fill_pattern(foid, offset, out);
+        Ok(())
+    }
+
+    fn submit_indirect(
+        &self,
+        _io: IoToken,
+        _foid: u64,
+        _offset: u64,
+        _length: u64,
+    ) -> Result<IndirectBlock, IoError> {
+        // The host log has no data vdev and never assigns WR_INDIRECT.
+        Err(IoError::NotSupported)
+    }
+
+    fn wake(&self, waiter: WaiterId) {
+        let slot = usize::from(waiter.slot);
+        let mut woken = self.woken.lock();
+        if let Some(flag) = woken.get_mut(slot) {
+            *flag = true;
+            self.waiter_cvs[slot].notify_one();
+        }
+    }
+}
+
+/// Why the host log failed.
+#[derive(Debug)]
+pub enum HostError {
+    /// The core refused to start or failed.
+    Core(Error),
+    /// Persisting the superblock failed.
+    Superblock(SuperblockError),
+    /// The log region cannot hold a ring.
+    Ring(crate::ring::RingError),
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostError::Core(e) => write!(f, "core: {e}"),
+            HostError::Superblock(e) => write!(f, "superblock: {e}"),
+            HostError::Ring(e) => write!(f, "log region: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
+/// The superblock as the running log keeps it.
+#[derive(Debug, Clone, Copy)]
+struct SuperblockState {
+    superblock: Superblock,
+    slot: usize,
+    /// The (head, checkpoint seq) last persisted, to skip no-op updates.
+    persisted: Option<(BlockAddr, u64)>,
+}
+
+/// A running host log: the core, its platform and its superblock.
+pub struct HostLog<'p, 'd> {
+    zil: Zil<&'p HostPlatform<'d>>,
+    platform: &'p HostPlatform<'d>,
+    dev: &'d dyn BlockIo,
+    superblock: Mutex<SuperblockState>,
+    closing: AtomicBool,
+    failure: Mutex<Option<String>>,
+    checkpoint_lr_seq: AtomicU64,
+}
+
+impl std::fmt::Debug for HostLog<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostLog")
+            .field("zil", &self.zil)
+            .finish_non_exhaustive()
+    }
+}
+
+fn core_error(error: Error) -> CommitError {
+    CommitError::Refused(error.to_string())
+}
+
+/// The chain verifier as the superblock stores it.
+pub fn verifier_words(verifier: &ZioCksum) -> [u64; 4] {
+    verifier.word
+}
+
+impl<'p, 'd> HostLog<'p, 'd> {
+    /// The core.
+    pub fn zil(&self) -> &Zil<&'p HostPlatform<'d>> {
+        &self.zil
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &'p HostPlatform<'d> {
+        self.platform
+    }
+
+    /// The last checkpoint seq made durable in the superblock.
+    pub fn checkpoint_lr_seq(&self) -> u64 {
+        self.checkpoint_lr_seq.load(Ordering::Acquire)
+    }
+
+    /// Why the log stopped accepting commits, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().clone()
+    }
+
+    fn fail(&self, why: String) {
+        self.failure.lock().get_or_insert(why);
+        self.closing.store(true, Ordering::Release);
+    }
+
+    /// Persist `head` and `checkpoint_lr_seq` as the next superblock
+    /// generation (write + flush), unless they are already persisted.
+    fn persist(&self, head: ChainHead, checkpoint_lr_seq: u64) -> Result<(), SuperblockError> {
+        let mut state = self.superblock.lock();
+        if state.persisted == Some((head.blk, checkpoint_lr_seq)) {
+            return Ok(());
+        }
+        let mut superblock = state.superblock;
+        superblock.chain_head = Some(superblock::BlockAddr {
+            offset_bytes: head.blk.offset_bytes,
+            size_bytes: u64::from(head.blk.size_bytes),
+        });
+        superblock.chain_verifier = verifier_words(&head.verifier);
+        superblock.chain_txg = head.txg;
+        superblock.checkpoint_lr_seq = checkpoint_lr_seq;
+        let slot = superblock::write_next(self.dev, &mut superblock, Some(state.slot))?;
+        self.platform
+            .superblock_writes
+            .fetch_add(1, Ordering::Relaxed);
+        *state = SuperblockState {
+            superblock,
+            slot,
+            persisted: Some((head.blk, checkpoint_lr_seq)),
+        };
+        self.checkpoint_lr_seq
+            .store(checkpoint_lr_seq, Ordering::Release);
+        Ok(())
+    }
+
+    /// The `zil_sync` analogue: treat every durable record as applied,
+    /// free the lwbs it covers, persist the new head and checkpoint seq,
+    /// and only then let the ring reuse the freed blocks.
+    pub fn checkpoint(&self) -> Result<(), HostError> {
+        let lr_seq = self.zil.durable_lr_seq();
+        let outcome = self.zil.checkpoint(lr_seq).map_err(HostError::Core)?;
+        self.persist(outcome.head, lr_seq)
+            .map_err(HostError::Superblock)?;
+        self.platform.release_pending();
+        Ok(())
+    }
+
+    /// Retry `op` while the core answers back-pressure, sleeping
+    /// `COMMIT_RETRY_NS` between tries; give up once the log is closing.
+    fn retry<T>(&self, mut op: impl FnMut() -> Result<T, Error>) -> Result<T, CommitError> {
+        loop {
+            match op() {
+                Ok(value) => return Ok(value),
+                Err(Error::Backpressure(_)) => {
+                    if self.closing.load(Ordering::Acquire) {
+                        return Err(CommitError::Refused(
+                            self.failure()
+                                .unwrap_or_else(|| "log is shutting down".into()),
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_nanos(COMMIT_RETRY_NS));
+                }
+                Err(error) => return Err(core_error(error)),
+            }
+        }
+    }
+}
+
+impl SyncLog for HostLog<'_, '_> {
+    fn commit(&self, id: RecordId, data: &[u8]) -> Result<(), CommitError> {
+        let offset = id.offset_bytes(data.len());
+        let record = Record::Write {
+            foid: id.foid(),
+            offset,
+            data: if data.len() <= WR_COPIED_DATA_BYTES_MAX as usize {
+                WriteData::Copied(data)
+            } else {
+                // Larger records are fetched at fill time (get_data) and
+                // may be split across blocks, as WR_NEED_COPY is.
+                WriteData::NeedCopy {
+                    length: data.len() as u64,
+                }
+            },
+        };
+        self.retry(|| self.zil.assign(HOST_TXG, &record))?;
+        let waiter = self.retry(|| self.zil.commit())?;
+        let began = Instant::now();
+        loop {
+            match self.zil.waiter_poll(waiter).map_err(core_error)? {
+                WaitStatus::Done(result) => return result.map_err(core_error),
+                WaitStatus::Pending { deadline_ns } => {
+                    let timed_out = self.platform.wait(waiter.slot, deadline_ns);
+                    if timed_out && deadline_ns.is_some() {
+                        self.zil.waiter_timeout(waiter).map_err(core_error)?;
+                    } else if timed_out && began.elapsed() >= WAITER_STALL {
+                        return Err(CommitError::Refused(format!(
+                            "commit waiter not woken within {} s",
+                            WAITER_STALL.as_secs()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How to start a host log.
+#[derive(Clone, Copy, Debug)]
+pub struct HostOptions {
+    /// Pad writes to this (the O_DIRECT alignment, or 1).
+    pub write_align_bytes: usize,
+    /// Records get seqs above this.
+    pub first_lr_seq: u64,
+}
+
+impl HostOptions {
+    /// Options for a device opened with or without O_DIRECT.
+    pub fn for_direct(direct: bool, first_lr_seq: u64) -> HostOptions {
+        HostOptions {
+            write_align_bytes: if direct { DIRECT_IO_ALIGN_BYTES } else { 1 },
+            first_lr_seq,
+        }
+    }
+}
+
+/// Start a log on `dev` (formatted with `superblock`, newest copy in
+/// `slot`), persist its first chain head, run `body` with it while the
+/// completion threads and the checkpoint actor run, then drain and stop
+/// them. Returns `body`'s result and the platform's counters.
+pub fn with_host_log<'d, R>(
+    dev: &'d dyn BlockIo,
+    superblock: Superblock,
+    slot: usize,
+    options: HostOptions,
+    observer: Option<BlockObserver<'d>>,
+    body: impl FnOnce(&HostLog<'_, 'd>) -> R,
+) -> Result<(R, PlatformStats), HostError> {
+    let ring =
+        Ring::new(superblock.log_start_bytes, superblock.log_end_bytes).map_err(HostError::Ring)?;
+    let platform = HostPlatform::new(dev, ring, options.write_align_bytes, observer);
+    let mut config = Config::new(crate::volume::OBJSET_ID);
+    config.first_lr_seq = options.first_lr_seq;
+    config.txg = HOST_TXG;
+    let zil = Zil::new(&platform, config).map_err(HostError::Core)?;
+    let log = HostLog {
+        zil,
+        platform: &platform,
+        dev,
+        superblock: Mutex::new(SuperblockState {
+            superblock,
+            slot,
+            persisted: None,
+        }),
+        closing: AtomicBool::new(false),
+        failure: Mutex::new(None),
+        checkpoint_lr_seq: AtomicU64::new(options.first_lr_seq),
+    };
+    // As zil_create waits for zh_log: no commit is acknowledged before a
+    // reader could find the chain.
+    log.persist(log.zil.chain_head(), options.first_lr_seq)
+        .map_err(HostError::Superblock)?;
+    let stop_checkpoints = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        for _ in 0..IO_THREADS {
+            scope.spawn(|| platform.serve_io(&log.zil));
+        }
+        scope.spawn(|| {
+            while !stop_checkpoints.load(Ordering::Acquire) {
+                std::thread::sleep(CHECKPOINT_INTERVAL);
+                if let Err(error) = log.checkpoint() {
+                    log.fail(format!("checkpoint failed: {error}"));
+                    break;
+                }
+            }
+        });
+        let result = body(&log);
+        log.closing.store(true, Ordering::Release);
+        stop_checkpoints.store(true, Ordering::Release);
+        platform.shutdown();
+        result
+    });
+    Ok((result, platform.stats()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{check_pattern, drive, CountingDevice, DriveConfig};
+    use crate::device::MemDevice;
+    use crate::superblock::{format, probe, Probe, LOG_REGION_START_BYTES};
+
+    const DEVICE_BYTES: usize = 8 * 1024 * 1024;
+
+    fn formatted() -> (MemDevice, Superblock, usize) {
+        let dev = MemDevice::zeroed(DEVICE_BYTES);
+        let mut sb = Superblock::fresh(DEVICE_BYTES as u64, [1, 2, 54, 1]).unwrap();
+        let slot = format(&dev, &mut sb).unwrap();
+        (dev, sb, slot)
+    }
+
+    #[test]
+    fn slab_is_bounded_and_reuses() {
+        let slab: Slab<u32> = Slab::new(2);
+        let make = |value: u32| {
+            move |reused: Option<Box<u32>>| match reused {
+                Some(mut old) => {
+                    *old += 100;
+                    old
+                }
+                None => Box::new(value),
+            }
+        };
+        let a = slab.alloc(make(1)).unwrap();
+        let b = slab.alloc(make(2)).unwrap();
+        assert!(slab.alloc(make(3)).is_err());
+        drop(a);
+        let c = slab.alloc(make(4)).unwrap();
+        assert_eq!(
+            (*b, *c),
+            (2, 101),
+            "the freed object is reused, not a new one"
+        );
+    }
+
+    #[test]
+    fn commits_are_durable_and_the_superblock_follows_checkpoints() {
+        let (dev, sb, slot) = formatted();
+        let counting = CountingDevice::new(&dev);
+        let config = DriveConfig {
+            threads: 4,
+            duration: Duration::from_millis(300),
+            record_bytes: 4096,
+        };
+        let (result, stats) = with_host_log(
+            &counting,
+            sb,
+            slot,
+            HostOptions::for_direct(false, 0),
+            None,
+            |log| drive(log, config, &|_, _| {}, &mut |_| {}),
+        )
+        .unwrap();
+        let result = result.unwrap();
+        assert!(result.commits > 10, "only {} commits", result.commits);
+        assert!(stats.writes > 0 && stats.flushes > 0);
+        // Group commit: never more flushes than commits.
+        assert!(
+            stats.flushes <= result.commits,
+            "{stats:?} for {} commits",
+            result.commits
+        );
+        let Probe::Ours { superblock, .. } = probe(&dev).unwrap() else {
+            panic!("superblock lost");
+        };
+        let head = superblock.chain_head.expect("head persisted");
+        assert!(head.offset_bytes >= LOG_REGION_START_BYTES);
+        assert!(superblock.checkpoint_lr_seq > 0, "no checkpoint persisted");
+        assert!(superblock.generation > 2);
+    }
+
+    #[test]
+    fn a_full_ring_is_back_pressure_that_checkpoints_relieve() {
+        // A 1 MiB log region holds ~250 4 KiB blocks; a second of commits
+        // writes far more, so the ring must wrap through checkpoints.
+        let size = 1024 * 1024 + LOG_REGION_START_BYTES as usize;
+        let dev = MemDevice::zeroed(size);
+        let mut sb = Superblock::fresh(size as u64, [1, 2, 54, 1]).unwrap();
+        let slot = format(&dev, &mut sb).unwrap();
+        let config = DriveConfig {
+            threads: 2,
+            duration: Duration::from_millis(500),
+            record_bytes: 4096,
+        };
+        let (result, stats) = with_host_log(
+            &dev,
+            sb,
+            slot,
+            HostOptions::for_direct(false, 0),
+            None,
+            |log| drive(log, config, &|_, _| {}, &mut |_| {}),
+        )
+        .unwrap();
+        let result = result.unwrap();
+        let written_bytes = stats.writes * 4096;
+        assert!(
+            written_bytes > 1024 * 1024,
+            "ring never wrapped: {} writes, {} commits",
+            stats.writes,
+            result.commits
+        );
+    }
+
+    #[test]
+    fn observer_sees_every_block_with_its_records() {
+        let (dev, sb, slot) = formatted();
+        let seen = Mutex::new(Vec::new());
+        let observe = |seq: u64, block: &[u8]| seen.lock().push((seq, block.len()));
+        let config = DriveConfig {
+            threads: 1,
+            duration: Duration::from_millis(100),
+            record_bytes: 512,
+        };
+        let (result, stats) = with_host_log(
+            &dev,
+            sb,
+            slot,
+            HostOptions::for_direct(false, 0),
+            Some(&observe),
+            |log| drive(log, config, &|_, _| {}, &mut |_| {}),
+        )
+        .unwrap();
+        assert!(result.unwrap().commits > 0);
+        let seen = seen.lock();
+        assert_eq!(seen.len() as u64, stats.writes);
+        assert!(seen.iter().all(|&(_, len)| len % 4096 == 0));
+        let _ = check_pattern;
+    }
+}
