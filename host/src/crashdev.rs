@@ -19,7 +19,11 @@
 //! Memory: the layer keeps a copy of the device as it was when recording
 //! started and of every byte written since, bounded by
 //! [`RECORDED_BYTES_MAX`]; past it, writes fail with
-//! [`DeviceError::RecordingFull`] rather than grow without limit.
+//! [`DeviceError::RecordingFull`] rather than grow without limit. A long
+//! run that only needs crash points near its end calls
+//! [`RecordingDevice::fold`] now and then: writes already durable are
+//! applied to the base copy and forgotten, and crash points before the
+//! fold are no longer available.
 
 use std::fmt;
 
@@ -43,22 +47,10 @@ const SECTOR_LAND_CHANCE: (u64, u64) = (1, 2);
 /// far. A crash "at" a point sees the events before it.
 pub type CrashPoint = usize;
 
-#[derive(Clone, Copy, Debug)]
-enum Event {
-    WriteBegin,
-    WriteEnd,
-    FlushBegin,
-    /// A flush completed; it began at this event index.
-    FlushEnd {
-        begin: CrashPoint,
-    },
-}
-
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct WriteRecord {
     offset_bytes: u64,
-    arena_start: usize,
-    len_bytes: usize,
+    data: Box<[u8]>,
     begin: CrashPoint,
     /// Event index of its completion; `None` while in flight or if it failed.
     end: Option<CrashPoint>,
@@ -66,20 +58,34 @@ struct WriteRecord {
 
 /// Identifies a recorded write between its begin and end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WriteId(usize);
+pub struct WriteId(u64);
 
 /// Identifies a recorded flush between its begin and end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlushId(CrashPoint);
 
-/// The history of writes and flushes, without any device: what
+/// The history of writes and flushes over a base image: what
 /// [`RecordingDevice`] fills in, and what tests can drive directly to pin
 /// down an interleaving.
 #[derive(Debug, Default)]
 pub struct Recording {
-    events: Vec<Event>,
-    writes: Vec<WriteRecord>,
-    arena: Vec<u8>,
+    /// The device as of the last fold (or the start).
+    base: Vec<u8>,
+    /// Bumped by every fold, so crash builders know to re-copy `base`.
+    base_generation: u64,
+    /// Events so far (every begin and end counts one).
+    events: CrashPoint,
+    /// Writes not folded into `base`, by id.
+    writes: std::collections::BTreeMap<u64, WriteRecord>,
+    next_write_id: u64,
+    /// Completed flushes not folded: (begin, end) event indices.
+    flushes: Vec<(CrashPoint, CrashPoint)>,
+    /// The durability bound folded into `base`.
+    base_bound: CrashPoint,
+    /// Crash points before this are gone (folded).
+    folded_at: CrashPoint,
+    live_bytes: usize,
+    writes_total: usize,
     flushes_completed: usize,
 }
 
@@ -92,6 +98,11 @@ pub enum CrashError {
     PointBackwards {
         at: CrashPoint,
         previous: CrashPoint,
+    },
+    /// The crash point lies before the last [`RecordingDevice::fold`].
+    PointFolded {
+        at: CrashPoint,
+        folded_at: CrashPoint,
     },
     /// A recorded write lies outside the base image (a caller bug).
     WriteOutsideImage { offset_bytes: u64 },
@@ -109,6 +120,12 @@ impl fmt::Display for CrashError {
                     "crash point {at} is before the previous one ({previous})"
                 )
             }
+            CrashError::PointFolded { at, folded_at } => {
+                write!(
+                    f,
+                    "crash point {at} was folded away (history starts at {folded_at})"
+                )
+            }
             CrashError::WriteOutsideImage { offset_bytes } => {
                 write!(
                     f,
@@ -122,54 +139,69 @@ impl fmt::Display for CrashError {
 impl std::error::Error for CrashError {}
 
 impl Recording {
+    /// A recording over a device that holds `base`.
+    pub fn new(base: Vec<u8>) -> Recording {
+        Recording {
+            base,
+            ..Recording::default()
+        }
+    }
+
     /// Record the start of a write of `data` at `offset_bytes`.
     pub fn write_begin(&mut self, offset_bytes: u64, data: &[u8]) -> Result<WriteId, DeviceError> {
-        if self.arena.len() + data.len() > RECORDED_BYTES_MAX {
+        if self.live_bytes + data.len() > RECORDED_BYTES_MAX {
             return Err(DeviceError::RecordingFull {
                 limit_bytes: RECORDED_BYTES_MAX,
             });
         }
-        let id = WriteId(self.writes.len());
-        self.writes.push(WriteRecord {
-            offset_bytes,
-            arena_start: self.arena.len(),
-            len_bytes: data.len(),
-            begin: self.events.len(),
-            end: None,
-        });
-        self.arena.extend_from_slice(data);
-        self.events.push(Event::WriteBegin);
-        Ok(id)
+        let id = self.next_write_id;
+        self.next_write_id += 1;
+        self.writes.insert(
+            id,
+            WriteRecord {
+                offset_bytes,
+                data: data.into(),
+                begin: self.events,
+                end: None,
+            },
+        );
+        self.live_bytes += data.len();
+        self.writes_total += 1;
+        self.events += 1;
+        Ok(WriteId(id))
     }
 
     /// Record that write `id` completed successfully.
     pub fn write_end(&mut self, id: WriteId) {
-        self.writes[id.0].end = Some(self.events.len());
-        self.events.push(Event::WriteEnd);
+        if let Some(write) = self.writes.get_mut(&id.0) {
+            write.end = Some(self.events);
+        }
+        self.events += 1;
     }
 
     /// Record the start of a flush.
     pub fn flush_begin(&mut self) -> FlushId {
-        let id = FlushId(self.events.len());
-        self.events.push(Event::FlushBegin);
+        let id = FlushId(self.events);
+        self.events += 1;
         id
     }
 
     /// Record that flush `id` completed successfully. (A failed flush is
     /// simply never ended: it promises nothing.)
     pub fn flush_end(&mut self, id: FlushId) {
-        self.events.push(Event::FlushEnd { begin: id.0 });
+        self.flushes.push((id.0, self.events));
+        self.events += 1;
         self.flushes_completed += 1;
     }
 
     /// Number of events so far: the latest crash point.
     pub fn events(&self) -> CrashPoint {
-        self.events.len()
+        self.events
     }
 
-    /// Writes recorded so far.
+    /// Writes recorded so far (folded ones included).
     pub fn writes(&self) -> usize {
-        self.writes.len()
+        self.writes_total
     }
 
     /// Flushes completed so far.
@@ -181,39 +213,56 @@ impl Recording {
     /// before it are durable. It is the begin of the latest-begun flush
     /// among those that completed before `at`.
     fn durable_bound(&self, at: CrashPoint) -> CrashPoint {
-        self.events[..at]
+        self.flushes
             .iter()
-            .filter_map(|event| match event {
-                Event::FlushEnd { begin } => Some(*begin),
-                _ => None,
-            })
+            .filter(|&&(_, end)| end < at)
+            .map(|&(begin, _)| begin)
             .max()
             .unwrap_or(0)
+            .max(self.base_bound)
     }
 
     fn is_durable(write: &WriteRecord, bound: CrashPoint) -> bool {
         write.end.is_some_and(|end| end < bound)
     }
 
-    fn data(&self, write: &WriteRecord) -> &[u8] {
-        &self.arena[write.arena_start..write.arena_start + write.len_bytes]
-    }
-
-    fn apply(&self, image: &mut [u8], write: &WriteRecord) -> Result<(), CrashError> {
+    fn apply(image: &mut [u8], write: &WriteRecord) -> Result<(), CrashError> {
         let start = write.offset_bytes as usize;
         let end = start
-            .checked_add(write.len_bytes)
+            .checked_add(write.data.len())
             .filter(|&end| end <= image.len())
             .ok_or(CrashError::WriteOutsideImage {
                 offset_bytes: write.offset_bytes,
             })?;
-        image[start..end].copy_from_slice(self.data(write));
+        image[start..end].copy_from_slice(&write.data);
+        Ok(())
+    }
+
+    /// Apply every write durable now to the base and forget it; crash
+    /// points before now become unavailable.
+    pub fn fold(&mut self) -> Result<(), CrashError> {
+        let bound = self.durable_bound(self.events);
+        let mut durable: Vec<u64> = self
+            .writes
+            .iter()
+            .filter(|(_, w)| Self::is_durable(w, bound))
+            .map(|(&id, _)| id)
+            .collect();
+        durable.sort_by_key(|id| self.writes[id].end);
+        for id in durable {
+            let write = self.writes.remove(&id).expect("listed above");
+            Self::apply(&mut self.base, &write)?;
+            self.live_bytes -= write.data.len();
+        }
+        self.flushes.retain(|&(begin, _)| begin > bound);
+        self.base_bound = bound;
+        self.folded_at = self.events;
+        self.base_generation += 1;
         Ok(())
     }
 
     /// Land a seeded subset of the writes that are not durable at `at`, in
     /// a seeded order, some of them torn at `sector_bytes` granularity.
-    /// Returns how many writes landed whole and how many torn.
     fn apply_volatile(
         &self,
         image: &mut [u8],
@@ -226,7 +275,7 @@ impl Recording {
         let mut rng = Xoshiro256::new(seed ^ (at as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut volatile: Vec<&WriteRecord> = self
             .writes
-            .iter()
+            .values()
             .filter(|w| w.begin < at && !Self::is_durable(w, bound))
             .collect();
         rng.shuffle(&mut volatile);
@@ -240,13 +289,13 @@ impl Recording {
                 continue;
             }
             if !rng.chance(TEAR_CHANCE.0, TEAR_CHANCE.1) {
-                self.apply(image, write)?;
+                Self::apply(image, write)?;
                 stats.landed_whole += 1;
                 continue;
             }
             stats.torn += 1;
             // Sector boundaries are absolute device offsets.
-            let data = self.data(write);
+            let data = &write.data;
             let mut pos = 0usize;
             while pos < data.len() {
                 let abs = write.offset_bytes as usize + pos;
@@ -284,7 +333,6 @@ pub struct CrashStats {
 #[derive(Debug)]
 pub struct RecordingDevice<D: BlockIo> {
     inner: D,
-    base: Vec<u8>,
     recording: Mutex<Recording>,
 }
 
@@ -301,9 +349,8 @@ impl<D: BlockIo> RecordingDevice<D> {
         let mut base = crate::device::AlignedBuf::zeroed(size_bytes);
         inner.read_at(0, &mut base[..size_bytes])?;
         Ok(RecordingDevice {
-            base: base[..size_bytes].to_vec(),
+            recording: Mutex::new(Recording::new(base[..size_bytes].to_vec())),
             inner,
-            recording: Mutex::new(Recording::default()),
         })
     }
 
@@ -324,6 +371,11 @@ impl<D: BlockIo> RecordingDevice<D> {
         (recording.writes(), recording.flushes_completed())
     }
 
+    /// Fold every write durable now into the base (see the module docs).
+    pub fn fold(&self) -> Result<(), CrashError> {
+        self.recording.lock().fold()
+    }
+
     /// The image a power cut at `at` may leave, for `seed`.
     pub fn crash_image(
         &self,
@@ -338,8 +390,9 @@ impl<D: BlockIo> RecordingDevice<D> {
     pub fn crasher(&self) -> Crasher<'_, D> {
         Crasher {
             device: self,
-            durable: self.base.clone(),
-            applied: Vec::new(),
+            durable: Vec::new(),
+            base_generation: None,
+            applied: std::collections::BTreeSet::new(),
             previous: 0,
         }
     }
@@ -377,9 +430,12 @@ impl<D: BlockIo> BlockIo for RecordingDevice<D> {
 #[derive(Debug)]
 pub struct Crasher<'a, D: BlockIo> {
     device: &'a RecordingDevice<D>,
+    /// The base plus the durable writes applied so far.
     durable: Vec<u8>,
-    /// Per write: already applied to `durable`.
-    applied: Vec<bool>,
+    /// Which base `durable` was copied from.
+    base_generation: Option<u64>,
+    /// Ids of the writes applied to `durable`.
+    applied: std::collections::BTreeSet<u64>,
     previous: CrashPoint,
 }
 
@@ -397,6 +453,12 @@ impl<D: BlockIo> Crasher<'_, D> {
                 events: recording.events(),
             });
         }
+        if at < recording.folded_at {
+            return Err(CrashError::PointFolded {
+                at,
+                folded_at: recording.folded_at,
+            });
+        }
         if at < self.previous {
             return Err(CrashError::PointBackwards {
                 at,
@@ -404,17 +466,23 @@ impl<D: BlockIo> Crasher<'_, D> {
             });
         }
         self.previous = at;
+        if self.base_generation != Some(recording.base_generation) {
+            self.durable = recording.base.clone();
+            self.applied.clear();
+            self.base_generation = Some(recording.base_generation);
+        }
         let bound = recording.durable_bound(at);
-        self.applied.resize(recording.writes.len(), false);
         // Durable writes, in completion order (a later completion of an
         // overlapping write wins, as it would on the disk).
-        let mut newly: Vec<usize> = (0..recording.writes.len())
-            .filter(|&i| !self.applied[i] && Recording::is_durable(&recording.writes[i], bound))
+        let mut newly: Vec<(&u64, &WriteRecord)> = recording
+            .writes
+            .iter()
+            .filter(|(id, w)| !self.applied.contains(id) && Recording::is_durable(w, bound))
             .collect();
-        newly.sort_by_key(|&i| recording.writes[i].end);
-        for i in newly {
-            recording.apply(&mut self.durable, &recording.writes[i])?;
-            self.applied[i] = true;
+        newly.sort_by_key(|(_, w)| w.end);
+        for (&id, write) in newly {
+            Recording::apply(&mut self.durable, write)?;
+            self.applied.insert(id);
         }
         let mut image = self.durable.clone();
         let sector_bytes = self.device.sector_size_bytes().max(1) as usize;
@@ -496,7 +564,7 @@ mod tests {
 
     #[test]
     fn a_write_in_flight_during_a_flush_is_not_covered_by_it() {
-        let mut rec = Recording::default();
+        let mut rec = Recording::new(vec![0; 1024]);
         let early = rec.write_begin(0, &[1; 512]).unwrap();
         rec.write_end(early);
         let late = rec.write_begin(512, &[2; 512]).unwrap();
@@ -504,8 +572,8 @@ mod tests {
         rec.write_end(late); // completes while the flush runs
         rec.flush_end(flush);
         let bound = rec.durable_bound(rec.events());
-        assert!(Recording::is_durable(&rec.writes[early.0], bound));
-        assert!(!Recording::is_durable(&rec.writes[late.0], bound));
+        assert!(Recording::is_durable(&rec.writes[&early.0], bound));
+        assert!(!Recording::is_durable(&rec.writes[&late.0], bound));
     }
 
     #[test]
@@ -517,11 +585,11 @@ mod tests {
         let before_end = rec.events();
         rec.flush_end(flush);
         assert!(!Recording::is_durable(
-            &rec.writes[w.0],
+            &rec.writes[&w.0],
             rec.durable_bound(before_end)
         ));
         assert!(Recording::is_durable(
-            &rec.writes[w.0],
+            &rec.writes[&w.0],
             rec.durable_bound(rec.events())
         ));
     }
@@ -571,6 +639,45 @@ mod tests {
         assert!(matches!(
             dev.crash_image(dev.mark() + 1, 0),
             Err(CrashError::PointOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn folding_keeps_later_crash_images_identical_and_frees_memory() {
+        let folded = recorder(64 * 1024);
+        let plain = recorder(64 * 1024);
+        let mut rng = Xoshiro256::new(5);
+        let mut fold_point = 0;
+        for i in 0..60u64 {
+            let offset = rng.below(15) * 4096;
+            let flush = rng.chance(1, 3);
+            for dev in [&folded, &plain] {
+                dev.write_at(offset, &[(i + 1) as u8; 4096]).unwrap();
+                if flush {
+                    dev.flush().unwrap();
+                }
+            }
+            if i == 40 {
+                folded.fold().unwrap();
+                fold_point = folded.mark();
+            }
+        }
+        assert!(folded.recording.lock().live_bytes < plain.recording.lock().live_bytes);
+        let end = folded.mark();
+        assert_eq!(end, plain.mark());
+        for seed in 0..10 {
+            assert_eq!(
+                folded.crash_image(end, seed).unwrap(),
+                plain.crash_image(end, seed).unwrap()
+            );
+            assert_eq!(
+                folded.crash_image(fold_point, seed).unwrap(),
+                plain.crash_image(fold_point, seed).unwrap()
+            );
+        }
+        assert!(matches!(
+            folded.crash_image(fold_point - 1, 0),
+            Err(CrashError::PointFolded { .. })
         ));
     }
 

@@ -700,10 +700,24 @@ impl HostOptions {
     }
 }
 
+/// How a host log ended.
+#[derive(Clone, Copy, Debug)]
+pub struct HostEnd {
+    /// The platform's counters.
+    pub stats: PlatformStats,
+    /// The core's counters.
+    pub core: rzil::Stats,
+    /// The superblock as last persisted.
+    pub superblock: Superblock,
+    /// The slot holding it.
+    pub slot: usize,
+}
+
 /// Start a log on `dev` (formatted with `superblock`, newest copy in
 /// `slot`), persist its first chain head, run `body` with it while the
-/// completion threads and the checkpoint actor run, then drain and stop
-/// them. Returns `body`'s result and the platform's counters.
+/// completion threads and the checkpoint actor run, then drain the I/O,
+/// take a final checkpoint (a clean close: everything acknowledged is
+/// covered) and stop. Returns `body`'s result and how the log ended.
 pub fn with_host_log<'d, R>(
     dev: &'d dyn BlockIo,
     superblock: Superblock,
@@ -711,7 +725,7 @@ pub fn with_host_log<'d, R>(
     options: HostOptions,
     observer: Option<BlockObserver<'d>>,
     body: impl FnOnce(&HostLog<'_, 'd>) -> R,
-) -> Result<(R, PlatformStats), HostError> {
+) -> Result<(R, HostEnd), HostError> {
     let ring =
         Ring::new(superblock.log_start_bytes, superblock.log_end_bytes).map_err(HostError::Ring)?;
     let platform = HostPlatform::new(dev, ring, options.write_align_bytes, observer);
@@ -756,7 +770,22 @@ pub fn with_host_log<'d, R>(
         platform.shutdown();
         result
     });
-    Ok((result, platform.stats()))
+    // Every completion thread has drained the queue and exited: nothing is
+    // in flight, so this checkpoint covers every acknowledged record.
+    let closed = if log.failure().is_none() {
+        log.checkpoint()
+    } else {
+        Ok(())
+    };
+    let state = *log.superblock.lock();
+    let end = HostEnd {
+        stats: platform.stats(),
+        core: log.zil.stats(),
+        superblock: state.superblock,
+        slot: state.slot,
+    };
+    closed?;
+    Ok((result, end))
 }
 
 #[cfg(test)]
@@ -808,7 +837,7 @@ mod tests {
             duration: Duration::from_millis(300),
             record_bytes: 4096,
         };
-        let (result, stats) = with_host_log(
+        let (result, end) = with_host_log(
             &counting,
             sb,
             slot,
@@ -818,6 +847,7 @@ mod tests {
         )
         .unwrap();
         let result = result.unwrap();
+        let stats = end.stats;
         assert!(result.commits > 10, "only {} commits", result.commits);
         assert!(stats.writes > 0 && stats.flushes > 0);
         // Group commit: never more flushes than commits.
@@ -848,7 +878,7 @@ mod tests {
             duration: Duration::from_millis(500),
             record_bytes: 4096,
         };
-        let (result, stats) = with_host_log(
+        let (result, end) = with_host_log(
             &dev,
             sb,
             slot,
@@ -858,6 +888,7 @@ mod tests {
         )
         .unwrap();
         let result = result.unwrap();
+        let stats = end.stats;
         let written_bytes = stats.writes * 4096;
         assert!(
             written_bytes > 1024 * 1024,
@@ -877,7 +908,7 @@ mod tests {
             duration: Duration::from_millis(100),
             record_bytes: 512,
         };
-        let (result, stats) = with_host_log(
+        let (result, end) = with_host_log(
             &dev,
             sb,
             slot,
@@ -888,7 +919,7 @@ mod tests {
         .unwrap();
         assert!(result.unwrap().commits > 0);
         let seen = seen.lock();
-        assert_eq!(seen.len() as u64, stats.writes);
+        assert_eq!(seen.len() as u64, end.stats.writes);
         assert!(seen.iter().all(|&(_, len)| len % 4096 == 0));
         let _ = check_pattern;
     }
