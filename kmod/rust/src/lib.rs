@@ -1,0 +1,22 @@
+//! rzil.ko's Rust side: the FreeBSD kernel platform for the `rzil` core.
+//!
+//! Built as a `no_std` static library for the custom kernel target
+//! `kmod/x86_64-rzil-freebsd-kernel.json` (kernel code model, no red zone,
+//! soft-float, static relocations, panic = abort) with `-Zbuild-std=core`,
+//! then linked with the C shim (`kmod/*.c`) into `rzil.ko`.
+//!
+//! Layers, bottom up (unsafe code lives only in the first three):
+//! * [`ffi`]: bindgen's declarations of the shim and the KPI types.
+//! * [`sync`], [`kmem`]: mtx(9)/condvar(9) and UMA zones as Rust types.
+//! * [`platform`]: `rzil::platform::Platform` for the kernel.
+//! * [`exports`]: the `rzil_core_*` entry points the C shim calls.
+#![no_std]
+
+pub mod errno;
+pub mod exports;
+pub mod ffi;
+pub mod kmem;
+pub mod platform;
+pub mod sync;
+
+mod panic;

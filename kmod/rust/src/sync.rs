@@ -1,0 +1,262 @@
+//! mtx(9) as a `lock_api::RawMutex`, and condvar(9) beside it.
+//!
+//! `lock_api::RawMutex::INIT` must be a constant, but a FreeBSD mutex must
+//! be set up by `mtx_init(9)` at run time (it registers the lock with
+//! WITNESS under its name). [`KMutex`] therefore starts uninitialised and
+//! runs `mtx_init` on first use, exactly once, through a small atomic state
+//! machine; `mtx_destroy` runs when it is dropped.
+//!
+//! # Invariants
+//!
+//! * A `KMutex` is never moved after its first lock: WITNESS and the
+//!   turnstiles know the `struct mtx` by address. The platform guarantees
+//!   it by building every object that holds one in place (the instance
+//!   memory the C shim allocates, UMA items) and never moving it after.
+//! * `state == READY` iff `mtx_init` has completed and `mtx_destroy` has
+//!   not run.
+
+use crate::ffi;
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+const UNINIT: u8 = 0;
+const INITIALIZING: u8 = 1;
+const READY: u8 = 2;
+
+/// The WITNESS name of every core lock (`lock_api` gives no per-instance
+/// name); WITNESS still tells them apart by address and acquisition order.
+const MTX_NAME: &core::ffi::CStr = c"rzil core";
+/// The name condition variables show in `ps -l`/procstat (wchan).
+const CV_NAME: &core::ffi::CStr = c"rzilcv";
+
+/// A FreeBSD default (sleep) mutex, `MTX_DEF`.
+pub struct KMutex {
+    state: AtomicU8,
+    mtx: UnsafeCell<MaybeUninit<ffi::mtx>>,
+}
+
+// SAFETY: the `struct mtx` is only touched through mtx(9), which is safe to
+// call from any thread; `state` is atomic.
+unsafe impl Sync for KMutex {}
+// SAFETY: an unlocked (or never initialised) mutex may be handed to another
+// thread; locked ones are pinned by the invariant above.
+unsafe impl Send for KMutex {}
+
+impl KMutex {
+    /// An uninitialised mutex; `mtx_init` runs on first lock.
+    pub const fn new() -> Self {
+        KMutex {
+            state: AtomicU8::new(UNINIT),
+            mtx: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// The address of the `struct mtx`, for the shim and for condvars.
+    pub fn as_ptr(&self) -> *mut ffi::mtx {
+        self.init_once();
+        self.mtx.get().cast()
+    }
+
+    fn init_once(&self) {
+        if self.state.load(Ordering::Acquire) == READY {
+            return;
+        }
+        match self.state.compare_exchange(
+            UNINIT,
+            INITIALIZING,
+            Ordering::Acquire,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => {
+                // SAFETY: we won the UNINIT -> INITIALIZING race, so no
+                // other thread touches the storage until READY is
+                // published; the storage does not move (type invariant)
+                // and the name is a static C string.
+                unsafe { ffi::rzil_shim_mtx_init(self.mtx.get().cast(), MTX_NAME.as_ptr()) };
+                self.state.store(READY, Ordering::Release);
+            }
+            Err(_) => {
+                // Another thread is inside mtx_init, which neither sleeps
+                // nor blocks: wait for it to publish READY.
+                while self.state.load(Ordering::Acquire) != READY {
+                    core::hint::spin_loop();
+                }
+            }
+        }
+    }
+}
+
+impl core::fmt::Debug for KMutex {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("KMutex")
+            .field(
+                "initialized",
+                &(self.state.load(Ordering::Relaxed) == READY),
+            )
+            .finish()
+    }
+}
+
+impl Default for KMutex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for KMutex {
+    fn drop(&mut self) {
+        if *self.state.get_mut() == READY {
+            // SAFETY: READY means mtx_init ran and mtx_destroy did not;
+            // `&mut self` means nobody holds or waits for the lock.
+            unsafe { ffi::rzil_shim_mtx_destroy(self.mtx.get().cast()) };
+            *self.state.get_mut() = UNINIT;
+        }
+    }
+}
+
+// SAFETY: mtx(9) provides mutual exclusion between `lock`/`try_lock`
+// success and `unlock`; the guard is not Send because mtx_unlock must run on
+// the owning thread.
+unsafe impl lock_api::RawMutex for KMutex {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: Self = KMutex::new();
+    type GuardMarker = lock_api::GuardNoSend;
+
+    fn lock(&self) {
+        let m = self.as_ptr();
+        // SAFETY: `m` is an initialised mtx (as_ptr ran init_once).
+        unsafe { ffi::rzil_shim_mtx_lock(m) }
+    }
+
+    fn try_lock(&self) -> bool {
+        let m = self.as_ptr();
+        // SAFETY: as in `lock`.
+        unsafe { ffi::rzil_shim_mtx_trylock(m) != 0 }
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller holds the lock (lock_api's contract), so the
+        // mtx is initialised and owned by this thread.
+        unsafe { ffi::rzil_shim_mtx_unlock(self.mtx.get().cast()) }
+    }
+}
+
+/// A `lock_api` mutex over mtx(9).
+pub type Mutex<T> = lock_api::Mutex<KMutex, T>;
+/// Its guard.
+pub type MutexGuard<'a, T> = lock_api::MutexGuard<'a, KMutex, T>;
+
+/// A condition variable (condvar(9)) used with one [`Mutex`].
+///
+/// # Invariants
+///
+/// Same as [`KMutex`]: not moved after first use; `ready` iff `cv_init`
+/// ran and `cv_destroy` did not.
+pub struct KCondvar {
+    state: AtomicU8,
+    cv: UnsafeCell<MaybeUninit<ffi::cv>>,
+}
+
+// SAFETY: condvar(9) may be used from any thread; `state` is atomic.
+unsafe impl Sync for KCondvar {}
+// SAFETY: as for KMutex.
+unsafe impl Send for KCondvar {}
+
+/// Whether [`KCondvar::wait_timeout_ns`] returned because of a wake-up or
+/// because the time ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitResult {
+    /// Woken (or spuriously returned); re-check the condition.
+    Woken,
+    /// The timeout elapsed.
+    TimedOut,
+}
+
+impl KCondvar {
+    /// An uninitialised condvar; `cv_init` runs on first use.
+    pub const fn new() -> Self {
+        KCondvar {
+            state: AtomicU8::new(UNINIT),
+            cv: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    fn as_ptr(&self) -> *mut ffi::cv {
+        if self.state.load(Ordering::Acquire) != READY {
+            match self.state.compare_exchange(
+                UNINIT,
+                INITIALIZING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    // SAFETY: we own initialisation (won the race); the
+                    // storage does not move; the name is static.
+                    unsafe { ffi::rzil_shim_cv_init(self.cv.get().cast(), CV_NAME.as_ptr()) };
+                    self.state.store(READY, Ordering::Release);
+                }
+                Err(_) => {
+                    while self.state.load(Ordering::Acquire) != READY {
+                        core::hint::spin_loop();
+                    }
+                }
+            }
+        }
+        self.cv.get().cast()
+    }
+
+    /// Sleep until [`KCondvar::broadcast`] or `timeout_ns` passes. The
+    /// guard's mutex is released while asleep and held again on return.
+    pub fn wait_timeout_ns<T>(&self, guard: &mut MutexGuard<'_, T>, timeout_ns: u64) -> WaitResult {
+        let cv = self.as_ptr();
+        let m = lock_api::MutexGuard::mutex(guard);
+        // SAFETY: the raw mutex is locked by this thread (we hold its
+        // guard) and initialised; cv_timedwait_sbt drops and re-takes it,
+        // so the guard is valid again on return.
+        let m_ptr = unsafe { m.raw() }.as_ptr();
+        // SAFETY: `cv` and `m_ptr` are initialised and owned as above.
+        let rc = unsafe { ffi::rzil_shim_cv_timedwait_ns(cv, m_ptr, timeout_ns) };
+        if rc as u32 == ffi::EWOULDBLOCK {
+            WaitResult::TimedOut
+        } else {
+            WaitResult::Woken
+        }
+    }
+
+    /// Wake every thread sleeping on this condvar.
+    pub fn broadcast(&self) {
+        let cv = self.as_ptr();
+        // SAFETY: `cv` is initialised; cv_broadcast may be called with or
+        // without the associated mutex held.
+        unsafe { ffi::rzil_shim_cv_broadcast(cv) }
+    }
+}
+
+impl core::fmt::Debug for KCondvar {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("KCondvar")
+            .field(
+                "initialized",
+                &(self.state.load(Ordering::Relaxed) == READY),
+            )
+            .finish()
+    }
+}
+
+impl Default for KCondvar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for KCondvar {
+    fn drop(&mut self) {
+        if *self.state.get_mut() == READY {
+            // SAFETY: initialised and not destroyed; `&mut self` means no
+            // thread sleeps on it.
+            unsafe { ffi::rzil_shim_cv_destroy(self.cv.get().cast()) };
+            *self.state.get_mut() = UNINIT;
+        }
+    }
+}

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Shows that scripts/kmod-check.py can fail: feeds it objects that break
+each rule and asserts it rejects them for the right reasons, and that the
+real kmod/rzil.ko passes.
+
+  1. a C object built for x86_64-linux-gnu with the default user-space
+     flags (SSE floating point, red zone, -fPIC GOT relocations, printf):
+     must fail elf, sets, metadata, relocs, simd, redzone and symbols;
+  2. a Rust object built by the host rustc for x86_64-unknown-linux-gnu
+     (the stock target, whose float code uses SSE): must fail simd;
+  3. copies of rzil.ko with one defect each (OS/ABI byte cleared; one
+     relocation turned into R_X86_64_32; a kernel symbol defined locally):
+     must fail exactly elf, relocs and symbols respectively;
+  4. rzil.ko itself: must pass every check.
+
+Needs `make kmod` first (rzil.ko and the cached headers).  Python 3
+standard library only; prints 'N passed, N failed'.
+"""
+
+import importlib.util
+import io
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+from contextlib import redirect_stdout
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KO = os.path.join(REPO, "kmod", "rzil.ko")
+HEADERS = [os.path.join(REPO, ".cache", "kmod", "freebsd-include", d)
+           for d in ("generic-freebsd", "x86_64-freebsd-none")]
+WAIVERS = os.path.join(REPO, "kmod", "stack-frame.waivers")
+
+spec = importlib.util.spec_from_file_location(
+    "kmod_check", os.path.join(REPO, "scripts", "kmod-check.py"))
+kc = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(kc)
+
+USER_C = r"""
+extern int printf(const char *, ...);
+int counter;
+double scale(double x, double y) { return x * y + 1.5; }
+long leaf(long a) {
+	volatile long buf[4];
+	buf[0] = a; buf[1] = a + 1; buf[2] = a + 2; buf[3] = a + 3;
+	return buf[0] + buf[3];
+}
+int *counter_addr(void) { return &counter; }
+int hello(void) { return printf("hello %d\n", counter); }
+"""
+
+USER_RS = r"""
+#![no_std]
+#[no_mangle]
+pub extern "C" fn mix(a: f64, b: f64) -> f64 { (a * 0.5 + b) / (a + 1.0) }
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! { loop {} }
+"""
+
+
+def run_check(path, extra=()):
+    """kmod-check's failed checks for `path`."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        kc.main([path, "--quiet", "--stack-waivers", WAIVERS]
+                + [a for h in HEADERS for a in ("--headers", h)] + list(extra))
+    return {line.split()[1].rstrip(":") for line in out.getvalue().splitlines()
+            if line.startswith("FAIL ")}, out.getvalue()
+
+
+def mutate(src, dst, fn):
+    data = bytearray(open(src, "rb").read())
+    fn(data)
+    open(dst, "wb").write(data)
+
+
+def clear_osabi(data):
+    data[7] = 0
+
+
+def first_alloc_rela(data):
+    elf = kc.Elf(bytes(data))
+    for sec, rows in elf.reloc_sections:
+        target = elf.sections[sec["info"]]
+        if sec["type"] == kc.SHT_RELA and target["flags"] & kc.SHF_ALLOC:
+            for j, (_off, rtype, _sym, _add) in enumerate(rows):
+                if rtype == 11:  # R_X86_64_32S -> R_X86_64_32
+                    return sec["offset"] + j * 24 + 8
+    raise SystemExit("no R_X86_64_32S in an allocated section")
+
+
+def to_r32(data):
+    at = first_alloc_rela(data)
+    info = struct.unpack_from("<Q", data, at)[0]
+    struct.pack_into("<Q", data, at, (info & ~0xFFFFFFFF) | 10)
+
+
+def define_log(data):
+    # Turn the undefined `log` into a defined local symbol: what linking
+    # compiler_builtins' libm `log` against the shim would have done.
+    elf = kc.Elf(bytes(data))
+    symtab = elf.sections[elf.symtab_index]
+    text = elf.section(".text")["index"]
+    for j, sym in enumerate(elf.symbols):
+        if sym["name"] == "log":
+            struct.pack_into("<H", data, symtab["offset"] + j * 24 + 6, text)
+            return
+    raise SystemExit("rzil.ko does not reference log")
+
+
+def main():
+    results = []
+
+    def expect(label, got, want, output):
+        ok = got == want
+        results.append(ok)
+        print("%s: %s (failed checks: %s; expected: %s)" % (
+            "ok" if ok else "WRONG", label, " ".join(sorted(got)) or "none",
+            " ".join(sorted(want)) or "none"))
+        if not ok:
+            print(output)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        c_src = os.path.join(tmp, "user.c")
+        c_obj = os.path.join(tmp, "user.o")
+        open(c_src, "w").write(USER_C)
+        subprocess.run(["clang-19", "-target", "x86_64-linux-gnu", "-O1",
+                        "-fPIC", "-c", c_src, "-o", c_obj], check=True)
+        got, out = run_check(c_obj)
+        expect("linux-gnu C object (SSE, red zone, GOT, printf)", got,
+               {"elf", "sets", "metadata", "relocs", "simd", "redzone",
+                "symbols"}, out)
+
+        rs_src = os.path.join(tmp, "user.rs")
+        rs_obj = os.path.join(tmp, "user_rs.o")
+        open(rs_src, "w").write(USER_RS)
+        env = dict(os.environ)
+        env.pop("RUSTC_BOOTSTRAP", None)
+        subprocess.run(["rustc", "+stable", "--edition", "2021",
+                        "--target", "x86_64-unknown-linux-gnu",
+                        "--crate-type", "lib", "--emit", "obj", "-O",
+                        "-C", "panic=abort", "-o", rs_obj, rs_src],
+                       check=True, env=env)
+        got, out = run_check(rs_obj)
+        expect("linux-gnu Rust object (stock target, SSE floats)",
+               got & {"simd"}, {"simd"}, out)
+
+        for label, fn, want in (
+                ("rzil.ko with OS/ABI cleared", clear_osabi, {"elf"}),
+                ("rzil.ko with one R_X86_64_32 relocation", to_r32, {"relocs"}),
+                ("rzil.ko defining log(9) itself", define_log, {"symbols"})):
+            path = os.path.join(tmp, "mut.ko")
+            mutate(KO, path, fn)
+            got, out = run_check(path)
+            expect(label, got, want, out)
+
+        got, out = run_check(KO)
+        expect("rzil.ko as built", got, set(), out)
+
+    passed = sum(results)
+    print("kmod-check-selftest: %d passed, %d failed" % (passed,
+                                                         len(results) - passed))
+    return 0 if passed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

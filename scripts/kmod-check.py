@@ -1,0 +1,594 @@
+#!/usr/bin/env python3
+"""Structural checks of a FreeBSD/amd64 kernel module (kmod/rzil.ko).
+
+No FreeBSD kernel can be booted where `make test` runs, so this script
+checks what the FreeBSD kernel linker (sys/kern/link_elf_obj.c with
+sys/amd64/amd64/elf_machdep.c) and kernel code generation require:
+
+  elf        ELF64, little-endian, x86-64, ET_REL, OS/ABI FreeBSD
+  sets       the linker sets a module needs (set_modmetadata_set,
+             set_sysinit_set, set_sysuninit_set, set_sysctl_set, the SDT
+             sets), each a whole number of relocated pointers
+  metadata   module metadata: MDT_MODULE named as expected with an event
+             handler, MDT_VERSION, MDT_DEPEND on "kernel"
+  relocs     only relocation types elf_reloc_internal() applies to an
+             allocated section: R_X86_64_NONE, 64, PC32, PLT32, 32S (not
+             R_X86_64_32, not GOTPCREL/GOTPCRELX/REX_GOTPCRELX: a module
+             holding one fails kldload with "unexpected relocation type")
+  simd       no SSE/AVX/MMX/x87 instruction or register (the kernel does not
+             save FPU state for kernel code), from llvm-objdump's listing
+  redzone    no memory access below %rsp (amd64 kernel code runs without a
+             red zone: an interrupt would overwrite it)
+  stack      no stack frame above --stack-frame-bytes-max (kernel stacks are
+             16 KiB on amd64), unless waived by name in --stack-waivers
+  symbols    every undefined symbol is on the allowlist of kernel symbols,
+             each allowlisted symbol is declared in the FreeBSD headers, and
+             the module defines none of them itself (a local definition would
+             silently replace the kernel's, as libm's `log` would log(9))
+
+It ends with a size report.  Exit status 0 when every check passes, 1
+otherwise; each failure is printed as "FAIL <check>: <why>".
+
+Usage: kmod-check.py [options] MODULE
+Python 3 standard library only.
+"""
+
+import argparse
+import collections
+import os
+import re
+import struct
+import subprocess
+import sys
+
+# --- constants from the ELF and FreeBSD ABIs -------------------------------
+ELFCLASS64 = 2
+ELFDATA2LSB = 1
+ELFOSABI_FREEBSD = 9
+ET_REL = 1
+EM_X86_64 = 62
+SHT_SYMTAB = 2
+SHT_RELA = 4
+SHT_NOBITS = 8
+SHT_REL = 9
+SHF_ALLOC = 0x2
+SHF_EXECINSTR = 0x4
+SHN_UNDEF = 0
+STB_LOCAL = 0
+STT_SECTION = 3
+STT_FILE = 4
+
+R_X86_64 = {
+    0: "R_X86_64_NONE", 1: "R_X86_64_64", 2: "R_X86_64_PC32",
+    3: "R_X86_64_GOT32", 4: "R_X86_64_PLT32", 5: "R_X86_64_COPY",
+    6: "R_X86_64_GLOB_DAT", 7: "R_X86_64_JUMP_SLOT", 8: "R_X86_64_RELATIVE",
+    9: "R_X86_64_GOTPCREL", 10: "R_X86_64_32", 11: "R_X86_64_32S",
+    12: "R_X86_64_16", 13: "R_X86_64_PC16", 14: "R_X86_64_8",
+    15: "R_X86_64_PC8", 24: "R_X86_64_PC64", 26: "R_X86_64_GOTPC32",
+    37: "R_X86_64_IRELATIVE", 41: "R_X86_64_GOTPCRELX",
+    42: "R_X86_64_REX_GOTPCRELX",
+}
+R_X86_64_64 = 1
+# What elf_reloc_internal() (sys/amd64/amd64/elf_machdep.c) applies to the
+# sections of an ET_REL module.  GLOB_DAT/JMP_SLOT/RELATIVE/IRELATIVE are
+# dynamic relocations that never belong in a relocatable object.
+KERNEL_RELOCS = {0, 1, 2, 4, 11}
+
+# sys/module.h: struct mod_metadata { int md_version; int md_type;
+# const void *md_data; const char *md_cval; }
+MDT_DEPEND, MDT_MODULE, MDT_VERSION = 1, 2, 3
+MOD_METADATA_BYTES = 24
+POINTER_BYTES = 8
+
+REQUIRED_SETS = (
+    "set_modmetadata_set",
+    "set_sysinit_set",
+    "set_sysuninit_set",
+    "set_sysctl_set",
+    "set_sdt_providers_set",
+    "set_sdt_probes_set",
+)
+
+# amd64 KSTACK_PAGES is 4: 16 KiB for a whole call chain, interrupts
+# included.  One frame may take at most half of it.
+STACK_FRAME_BYTES_MAX_DEFAULT = 8192
+STACK_PROBE_STEP_BYTES = 0x1000
+
+SIMD_REGISTER = re.compile(r"%(?:[xyz]mm\d+|mm\d|st(?:\(\d\))?|k[0-7])\b")
+SIMD_MNEMONIC = re.compile(
+    r"^(?:v\w+|(?:movap|movup|movlp|movhp|movs[sd]|movdq[au]|movq2dq|"
+    r"movnt\w*|pxor|por|pand|pandn|padd\w|psub\w|pmul\w+|pshuf\w+|"
+    r"punpck\w+|pcmp\w+|pmov\w+|xorp[sd]|andp[sd]|orp[sd]|addp[sd]|"
+    r"adds[sd]|subs[sd]|muls[sd]|divs[sd]|sqrt\w+|cvt\w+|comis[sd]|"
+    r"ucomis[sd]|ldmxcsr|stmxcsr|fxsave\w*|fxrstor\w*|xsave\w*|xrstor\w*|"
+    r"emms|fld\w*|fst\w*|fild\w*|fist\w*|fadd\w*|fsub\w*|fmul\w*|fdiv\w*|"
+    r"fxch|fcom\w*|finit|fninit|fwait|aes\w+|pclmul\w+|sha\w+msg\w*)$)")
+RSP_BELOW = re.compile(r"-0x[0-9a-f]+\(%rsp\)")
+
+
+class Report:
+    """Collects failures per check and notes for the summary."""
+
+    def __init__(self):
+        self.failures = collections.OrderedDict()
+        self.notes = []
+
+    def fail(self, check, why):
+        self.failures.setdefault(check, []).append(why)
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def failed_checks(self):
+        return set(self.failures)
+
+
+class Elf:
+    """Just enough of an ELF64 little-endian relocatable file."""
+
+    def __init__(self, data):
+        self.data = data
+        if len(data) < 64 or data[:4] != b"\x7fELF":
+            raise ValueError("not an ELF file")
+        self.ei_class, self.ei_data, self.ei_osabi = data[4], data[5], data[7]
+        if self.ei_class != ELFCLASS64 or self.ei_data != ELFDATA2LSB:
+            raise ValueError("not ELF64 little-endian")
+        (self.e_type, self.e_machine, _v, _entry, _phoff, shoff, _flags,
+         _ehsize, _phentsize, _phnum, shentsize, shnum,
+         shstrndx) = struct.unpack_from("<HHIQQQIHHHHHH", data, 16)
+        self.sections = []
+        for i in range(shnum):
+            (name, stype, flags, addr, off, size, link, info, align,
+             entsize) = struct.unpack_from("<IIQQQQIIQQ", data,
+                                           shoff + i * shentsize)
+            self.sections.append(dict(index=i, name_off=name, type=stype,
+                                      flags=flags, offset=off, size=size,
+                                      link=link, info=info, align=align,
+                                      entsize=entsize))
+        strtab = self.sections[shstrndx]
+        for s in self.sections:
+            s["name"] = self._str(strtab, s["name_off"])
+        self.symbols = []
+        self.symtab_index = None
+        for s in self.sections:
+            if s["type"] == SHT_SYMTAB:
+                self.symtab_index = s["index"]
+                names = self.sections[s["link"]]
+                for j in range(s["size"] // 24):
+                    (nm, info, _other, shndx, value,
+                     size) = struct.unpack_from("<IBBHQQ", data,
+                                                s["offset"] + j * 24)
+                    self.symbols.append(dict(
+                        name=self._str(names, nm), bind=info >> 4,
+                        type=info & 0xF, shndx=shndx, value=value,
+                        size=size))
+        # relocs[target section index] = {offset: (type, sym index, addend)}
+        self.relocs = collections.defaultdict(dict)
+        self.reloc_sections = []
+        for s in self.sections:
+            if s["type"] not in (SHT_RELA, SHT_REL):
+                continue
+            entry = 24 if s["type"] == SHT_RELA else 16
+            rows = []
+            for j in range(s["size"] // entry):
+                base = s["offset"] + j * entry
+                if s["type"] == SHT_RELA:
+                    off, info, addend = struct.unpack_from("<QQq", data, base)
+                else:
+                    off, info = struct.unpack_from("<QQ", data, base)
+                    addend = None
+                rows.append((off, info & 0xFFFFFFFF, info >> 32, addend))
+                self.relocs[s["info"]][off] = (info & 0xFFFFFFFF, info >> 32,
+                                               addend)
+            self.reloc_sections.append((s, rows))
+
+    def _str(self, sec, off):
+        start = sec["offset"] + off
+        end = self.data.index(b"\0", start)
+        return self.data[start:end].decode("utf-8", "replace")
+
+    def section(self, name):
+        for s in self.sections:
+            if s["name"] == name:
+                return s
+        return None
+
+    def bytes_of(self, sec, off, n):
+        if sec["type"] == SHT_NOBITS:
+            return b"\0" * n
+        return self.data[sec["offset"] + off:sec["offset"] + off + n]
+
+    def resolve(self, sec_index, off):
+        """Where the pointer stored at (section, offset) points: (section
+        dict, offset) for a defined target, or (None, symbol name)."""
+        rel = self.relocs.get(sec_index, {}).get(off)
+        if rel is None or rel[0] != R_X86_64_64:
+            return None
+        _rtype, symi, addend = rel
+        sym = self.symbols[symi]
+        if sym["shndx"] == SHN_UNDEF:
+            return (None, sym["name"])
+        return (self.sections[sym["shndx"]], sym["value"] + (addend or 0))
+
+    def cstring(self, where):
+        if where is None or where[0] is None:
+            return None
+        sec, off = where
+        raw = self.bytes_of(sec, off, 256)
+        return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    def symbol_at(self, where):
+        if where is None:
+            return None
+        sec, off = where
+        if sec is None:
+            return off
+        for sym in self.symbols:
+            if (sym["shndx"] == sec["index"] and sym["value"] == off
+                    and sym["type"] not in (STT_SECTION, STT_FILE)
+                    and sym["name"]):
+                return sym["name"]
+        return "%s+%#x" % (sec["name"], off)
+
+
+def check_elf(elf, rep):
+    if elf.ei_osabi != ELFOSABI_FREEBSD:
+        rep.fail("elf", "OS/ABI is %d, not FreeBSD (%d)"
+                 % (elf.ei_osabi, ELFOSABI_FREEBSD))
+    if elf.e_type != ET_REL:
+        rep.fail("elf", "e_type is %d, not ET_REL: amd64 modules are "
+                 "relocatable objects" % elf.e_type)
+    if elf.e_machine != EM_X86_64:
+        rep.fail("elf", "e_machine is %d, not x86-64" % elf.e_machine)
+
+
+def check_sets(elf, rep):
+    for name in REQUIRED_SETS:
+        sec = elf.section(name)
+        if sec is None:
+            rep.fail("sets", "linker set %s missing" % name)
+            continue
+        if sec["size"] == 0 or sec["size"] % POINTER_BYTES:
+            rep.fail("sets", "%s is %d bytes, not a whole number of "
+                     "pointers" % (name, sec["size"]))
+            continue
+        for off in range(0, sec["size"], POINTER_BYTES):
+            if elf.resolve(sec["index"], off) is None:
+                rep.fail("sets", "%s entry %d has no R_X86_64_64 relocation"
+                         % (name, off // POINTER_BYTES))
+    # Every __start_/__stop_ reference must name a set that exists here or
+    # in the kernel (set_pcpu lives in the kernel; the kernel linker
+    # resolves a module's own sets from its sections).
+    for sym in elf.symbols:
+        m = re.match(r"__(?:start|stop)_(set_\w+)$", sym["name"])
+        if m and sym["shndx"] == SHN_UNDEF and elf.section(m.group(1)) is None:
+            rep.note("%s refers to a kernel linker set" % sym["name"])
+
+
+def check_metadata(elf, rep, module, min_version):
+    sec = elf.section("set_modmetadata_set")
+    if sec is None:
+        rep.fail("metadata", "no set_modmetadata_set")
+        return {}
+    found = collections.defaultdict(list)
+    for off in range(0, sec["size"], POINTER_BYTES):
+        target = elf.resolve(sec["index"], off)
+        if target is None or target[0] is None:
+            rep.fail("metadata", "metadata entry %d does not point into the "
+                     "module" % (off // POINTER_BYTES))
+            continue
+        msec, moff = target
+        version, mtype = struct.unpack("<ii", elf.bytes_of(msec, moff, 8))
+        data = elf.resolve(msec["index"], moff + 8)
+        cval = elf.cstring(elf.resolve(msec["index"], moff + 16))
+        found[mtype].append((version, cval, data))
+    modules = found.get(MDT_MODULE, [])
+    if not modules:
+        rep.fail("metadata", "no MDT_MODULE entry (DECLARE_MODULE missing)")
+    for _v, cval, data in modules:
+        if cval != module:
+            rep.fail("metadata", "MDT_MODULE is %r, expected %r"
+                     % (cval, module))
+        if data is None or data[0] is None:
+            rep.fail("metadata", "MDT_MODULE %r has no moduledata" % cval)
+            continue
+        name = elf.cstring(elf.resolve(data[0]["index"], data[1]))
+        handler = elf.symbol_at(elf.resolve(data[0]["index"],
+                                            data[1] + POINTER_BYTES))
+        if name != module:
+            rep.fail("metadata", "moduledata name is %r" % name)
+        if handler is None:
+            rep.fail("metadata", "module %r has no event handler" % name)
+        rep.note("module %r, event handler %s" % (name, handler))
+    versions = found.get(MDT_VERSION, [])
+    if not versions:
+        rep.fail("metadata", "no MDT_VERSION entry (MODULE_VERSION missing)")
+    for _v, cval, data in versions:
+        if data is None or data[0] is None:
+            rep.fail("metadata", "MDT_VERSION %r has no mod_version" % cval)
+            continue
+        (ver,) = struct.unpack("<i", elf.bytes_of(data[0], data[1], 4))
+        if cval != module or ver < min_version:
+            rep.fail("metadata", "MODULE_VERSION(%s, %d), expected (%s, >= %d)"
+                     % (cval, ver, module, min_version))
+        rep.note("MODULE_VERSION(%s, %d)" % (cval, ver))
+    deps = {}
+    for _v, cval, data in found.get(MDT_DEPEND, []):
+        if data is None or data[0] is None:
+            rep.fail("metadata", "MDT_DEPEND %r has no mod_depend" % cval)
+            continue
+        deps[cval] = struct.unpack("<iii", elf.bytes_of(data[0], data[1], 12))
+    if "kernel" not in deps:
+        rep.fail("metadata", "no MDT_DEPEND on 'kernel' (DECLARE_MODULE "
+                 "records the kernel version it was built for)")
+    for name, (lo, pref, hi) in sorted(deps.items()):
+        if not lo <= pref <= hi:
+            rep.fail("metadata", "dependency %s has range %d <= %d <= %d"
+                     % (name, lo, pref, hi))
+        rep.note("MODULE_DEPEND(%s, %d, %d, %d)" % (name, lo, pref, hi))
+    return found
+
+
+def check_relocs(elf, rep):
+    counts = collections.Counter()
+    for sec, rows in elf.reloc_sections:
+        target = elf.sections[sec["info"]]
+        if not target["flags"] & SHF_ALLOC:
+            continue  # link_elf_obj.c ignores relocations of debug sections
+        for off, rtype, symi, _addend in rows:
+            name = R_X86_64.get(rtype, "type %d" % rtype)
+            counts[name] += 1
+            if rtype not in KERNEL_RELOCS:
+                sym = elf.symbols[symi]["name"] if symi < len(elf.symbols) else "?"
+                rep.fail("relocs", "%s at %s+%#x (symbol %s): the kernel "
+                         "linker does not apply it" % (name, target["name"],
+                                                       off, sym or "-"))
+    return counts
+
+
+def disassemble(path, objdump):
+    out = subprocess.run([objdump, "-d", "--no-show-raw-insn", path],
+                         check=True, capture_output=True, text=True).stdout
+    funcs = collections.OrderedDict()
+    current = None
+    for line in out.splitlines():
+        m = re.match(r"^[0-9a-f]+ <(.+)>:$", line)
+        if m:
+            current = m.group(1)
+            funcs.setdefault(current, [])
+            continue
+        m = re.match(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$", line)
+        if m and current is not None:
+            funcs[current].append((m.group(1), m.group(2),
+                                   m.group(3).split("#")[0].strip()))
+    return funcs
+
+
+def check_code(funcs, rep):
+    simd = redzone = 0
+    for fn, insns in funcs.items():
+        for addr, mnem, ops in insns:
+            if SIMD_MNEMONIC.match(mnem) or SIMD_REGISTER.search(ops):
+                simd += 1
+                if simd <= 10:
+                    rep.fail("simd", "%s+%s: %s %s" % (fn, addr, mnem, ops))
+            if mnem.startswith("lea") or mnem.startswith("nop"):
+                continue
+            if RSP_BELOW.search(ops):
+                redzone += 1
+                if redzone <= 10:
+                    rep.fail("redzone", "%s+%s: %s %s (below %%rsp)"
+                             % (fn, addr, mnem, ops))
+    if simd > 10:
+        rep.fail("simd", "... %d SIMD/FPU instructions in all" % simd)
+    if redzone > 10:
+        rep.fail("redzone", "... %d red-zone accesses in all" % redzone)
+
+
+def frame_bytes(insns):
+    """Stack bytes a function's prologue allocates, stack probes included:
+    `sub $N,%rsp` steps (an inline probe loop steps by 4 KiB down to
+    %rsp - M computed in %r11, then subtracts the rest)."""
+    probe_target = 0
+    total = 0
+    for _addr, mnem, ops in insns[:64]:
+        m = re.match(r"\$0x([0-9a-f]+), %(r11|rsp)$", ops)
+        if not m or not mnem.startswith("sub"):
+            continue
+        n = int(m.group(1), 16)
+        if m.group(2) == "r11":
+            probe_target = n
+        elif n == STACK_PROBE_STEP_BYTES and probe_target:
+            continue  # one step of the probe loop, counted in probe_target
+        else:
+            total += n
+    return total + probe_target
+
+
+def check_stack(funcs, rep, limit, waivers):
+    frames = sorted(((frame_bytes(i), f) for f, i in funcs.items()),
+                    reverse=True)
+    for size, fn in frames:
+        if size <= limit:
+            break
+        waiver = next((w for w in waivers if w[0] in fn), None)
+        if waiver:
+            rep.note("WAIVED stack frame of %d bytes in %s: %s"
+                     % (size, fn, waiver[1]))
+        else:
+            rep.fail("stack", "%s allocates a %d-byte stack frame (limit %d; "
+                     "kernel stacks are 16 KiB)" % (fn, size, limit))
+    return frames
+
+
+def load_allowlist(path):
+    entries = collections.OrderedDict()
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split(None, 1)
+            entries[parts[0]] = (parts[1] if len(parts) > 1 else None, n)
+    return entries
+
+
+def header_texts(roots):
+    texts = []
+    for root in roots:
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                if name.endswith(".h"):
+                    with open(os.path.join(dirpath, name), "rb") as f:
+                        texts.append(f.read().decode("latin-1"))
+    return "\n".join(texts)
+
+
+def check_symbols(elf, rep, allow_path, header_roots):
+    allow = load_allowlist(allow_path)
+    undefined = sorted({s["name"] for s in elf.symbols
+                        if s["shndx"] == SHN_UNDEF and s["name"]})
+    defined = {s["name"] for s in elf.symbols
+               if s["shndx"] != SHN_UNDEF and s["name"]
+               and s["type"] not in (STT_SECTION, STT_FILE)}
+    own_sets = {"__start_" + s["name"] for s in elf.sections} | \
+               {"__stop_" + s["name"] for s in elf.sections}
+    for name in undefined:
+        if name in own_sets:
+            continue  # the kernel linker resolves a module's own sets
+        if name not in allow:
+            rep.fail("symbols", "undefined symbol %s is not on the kernel "
+                     "allowlist %s" % (name, allow_path))
+    for name in sorted(allow):
+        if name in defined:
+            rep.fail("symbols", "the module defines %s itself; the kernel's "
+                     "%s would be shadowed" % (name, name))
+    if header_roots:
+        text = header_texts(header_roots)
+        for name, (evidence, lineno) in allow.items():
+            if evidence == "@compiler":
+                rep.note("%s: referenced by the compiler, no header" % name)
+                continue
+            needle = evidence if evidence else name
+            pattern = (re.escape(needle) if evidence
+                       else r"\b%s\b" % re.escape(needle))
+            if not re.search(pattern, text):
+                rep.fail("symbols", "%s:%d: %s is not declared in the FreeBSD "
+                         "headers (looked for %r)" % (allow_path, lineno,
+                                                     name, needle))
+    unused = [n for n in allow if n not in undefined]
+    if unused:
+        rep.note("allowlisted but unused: %s" % " ".join(unused))
+    return undefined, defined
+
+
+def size_report(path, elf, undefined, frames, reloc_counts, debug_path):
+    by_kind = collections.Counter()
+    for s in elf.sections:
+        if not s["flags"] & SHF_ALLOC:
+            continue
+        if s["flags"] & SHF_EXECINSTR:
+            by_kind["text"] += s["size"]
+        elif s["type"] == SHT_NOBITS:
+            by_kind["bss"] += s["size"]
+        elif s["name"].startswith("set_"):
+            by_kind["linker sets"] += s["size"]
+        elif s["name"].startswith(".rodata"):
+            by_kind["rodata"] += s["size"]
+        else:
+            by_kind["data"] += s["size"]
+    print("size report for %s:" % path)
+    print("  file            %8d bytes" % os.path.getsize(path))
+    if debug_path and os.path.exists(debug_path):
+        print("  debug file      %8d bytes (%s)" % (os.path.getsize(debug_path),
+                                                   os.path.basename(debug_path)))
+    for kind in ("text", "rodata", "data", "linker sets", "bss"):
+        print("  %-15s %8d bytes" % (kind, by_kind[kind]))
+    local = sum(1 for s in elf.symbols if s["bind"] == STB_LOCAL and s["name"]
+                and s["type"] not in (STT_SECTION, STT_FILE)
+                and s["shndx"] != SHN_UNDEF)
+    glob = sum(1 for s in elf.symbols if s["bind"] != STB_LOCAL
+               and s["shndx"] != SHN_UNDEF)
+    print("  symbols         %d defined local, %d defined global, %d undefined"
+          % (local, glob, len(undefined)))
+    print("  relocations     %s" % ", ".join("%s %d" % kv for kv in
+                                             sorted(reloc_counts.items())))
+    print("  functions       %d; largest stack frames: %s" % (
+        len(frames), ", ".join("%s %d" % (short(f), n) for n, f in frames[:4])))
+
+
+def short(name, width=48):
+    m = re.findall(r"\d+([A-Za-z_]\w*)", name) if name.startswith("_R") else []
+    name = "::".join(m[-2:]) if m else name
+    return name if len(name) <= width else name[:width - 3] + "..."
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("module")
+    ap.add_argument("--name", default="rzil", help="expected module name")
+    ap.add_argument("--min-version", type=int, default=1)
+    ap.add_argument("--allowlist", default=None,
+                    help="kernel symbol allowlist (default: kmod/"
+                         "kernel-symbols.allow beside this script's repo)")
+    ap.add_argument("--headers", action="append", default=[],
+                    help="FreeBSD include root to verify the allowlist "
+                         "against (repeatable)")
+    ap.add_argument("--objdump", default="llvm-objdump-19")
+    ap.add_argument("--stack-frame-bytes-max", type=int,
+                    default=STACK_FRAME_BYTES_MAX_DEFAULT)
+    ap.add_argument("--stack-waivers", default=None,
+                    help="file of 'substring  reason' lines")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    allow_path = args.allowlist or os.path.join(repo, "kmod",
+                                                "kernel-symbols.allow")
+    rep = Report()
+    with open(args.module, "rb") as f:
+        try:
+            elf = Elf(f.read())
+        except ValueError as e:
+            print("FAIL elf: %s" % e)
+            return rep_exit({"elf"})
+    check_elf(elf, rep)
+    check_sets(elf, rep)
+    check_metadata(elf, rep, args.name, args.min_version)
+    reloc_counts = check_relocs(elf, rep)
+    funcs = disassemble(args.module, args.objdump)
+    check_code(funcs, rep)
+    waivers = []
+    if args.stack_waivers:
+        for line in open(args.stack_waivers):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                parts = line.split(None, 1)
+                waivers.append((parts[0], parts[1] if len(parts) > 1 else ""))
+    frames = check_stack(funcs, rep, args.stack_frame_bytes_max, waivers)
+    undefined, _defined = check_symbols(elf, rep, allow_path, args.headers)
+
+    if not args.quiet:
+        for n in rep.notes:
+            print("note: %s" % n)
+        size_report(args.module, elf, undefined, frames, reloc_counts,
+                    args.module + ".debug")
+    checks = ("elf", "sets", "metadata", "relocs", "simd", "redzone", "stack",
+              "symbols")
+    for c in checks:
+        for why in rep.failures.get(c, []):
+            print("FAIL %s: %s" % (c, why))
+    passed = [c for c in checks if c not in rep.failures]
+    print("kmod-check: %s" % " ".join(
+        ("ok:" if c in passed else "FAILED:") + c for c in checks))
+    print("kmod-check: %d passed, %d failed" % (len(passed),
+                                                len(checks) - len(passed)))
+    return rep_exit(rep.failed_checks())
+
+
+def rep_exit(failed):
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
