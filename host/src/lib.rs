@@ -18,4 +18,5 @@ pub mod ring;
 pub mod rng;
 pub mod superblock;
 pub mod units;
+pub mod verify;
 pub mod volume;
