@@ -9,7 +9,8 @@ use crate::errno;
 use crate::ffi;
 use crate::kmem::{layout_of, zone_sizes};
 use crate::platform::{KIo, KPlatform};
-use crate::sync::WaitResult;
+use crate::sync::{Mutex, WaitResult};
+use crate::trace::{report_to_shim, Tracer};
 use core::fmt::Write;
 use core::ptr::{addr_of_mut, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -113,6 +114,7 @@ impl Platform for KRef {
 pub struct Instance {
     platform: KPlatform,
     zil: Zil<KRef>,
+    tracer: Mutex<Tracer>,
     sc: *mut ffi::rzil_softc,
     commit_latency_ns_max: AtomicU64,
     io_errors: AtomicU64,
@@ -235,6 +237,7 @@ pub unsafe extern "C" fn rzil_core_attach(
         addr_of_mut!((*inst).sc).write(sc);
         addr_of_mut!((*inst).commit_latency_ns_max).write(AtomicU64::new(0));
         addr_of_mut!((*inst).io_errors).write(AtomicU64::new(0));
+        addr_of_mut!((*inst).tracer).write(Mutex::new(Tracer::new()));
     }
     // SAFETY: the platform field was just initialised and is not null.
     let kref = KRef(unsafe { NonNull::new_unchecked(addr_of_mut!((*inst).platform)) });
@@ -243,6 +246,8 @@ pub unsafe extern "C" fn rzil_core_attach(
             // SAFETY: as above; the Zil's own locks are still in their
             // const INIT state, so moving it into place is allowed.
             unsafe { addr_of_mut!((*inst).zil).write(zil) };
+            // SAFETY: every field is initialised now.
+            trace_states(unsafe { &*inst });
             0
         }
         Err(e) => {
@@ -250,8 +255,12 @@ pub unsafe extern "C" fn rzil_core_attach(
                 "instance {}: cannot start the log: {}",
                 geom.rg_instance, e
             ));
-            // SAFETY: only the platform and plain fields were written.
-            unsafe { core::ptr::drop_in_place(addr_of_mut!((*inst).platform)) };
+            // SAFETY: only the platform, the tracer and plain fields were
+            // written; those two need dropping (they hold kernel locks).
+            unsafe {
+                core::ptr::drop_in_place(addr_of_mut!((*inst).tracer));
+                core::ptr::drop_in_place(addr_of_mut!((*inst).platform));
+            }
             errno::from_error(e)
         }
     }
@@ -291,6 +300,7 @@ pub unsafe extern "C" fn rzil_core_detach(core: *mut ffi::rzil_core) {
     // platform; both return their objects to the UMA zones.
     unsafe {
         core::ptr::drop_in_place(addr_of_mut!((*inst).zil));
+        core::ptr::drop_in_place(addr_of_mut!((*inst).tracer));
         core::ptr::drop_in_place(addr_of_mut!((*inst).platform));
     }
 }
@@ -352,6 +362,7 @@ pub unsafe extern "C" fn rzil_core_commit(
     let p = &inst.platform;
     let start_ns = p.now_ns();
     let result = commit_and_wait(inst);
+    trace_states(inst);
     let took_ns = p.now_ns().saturating_sub(start_ns);
     // SAFETY: caller's contract: writable.
     if let Some(out) = unsafe { latency_ns.as_mut() } {
@@ -394,6 +405,24 @@ fn commit_and_wait(inst: &Instance) -> Result<(), Error> {
     }
 }
 
+/// Report the lwb state steps since the last call (counters + SDT).
+fn trace_states(inst: &Instance) {
+    let mut now = [(0u64, LwbState::New); rzil::limits::LWB_INFLIGHT_MAX];
+    let mut n = 0usize;
+    inst.zil.for_each_lwb(|v| {
+        if let Some(slot) = now.get_mut(n) {
+            *slot = (v.id.seq, v.state);
+            n += 1;
+        }
+    });
+    let sc = inst.sc;
+    inst.tracer.lock().update(&now[..n], |seq, from, to| {
+        // SAFETY: `sc` is this live instance's softc (the shim frees it
+        // only after rzil_core_detach).
+        unsafe { report_to_shim(sc, seq, from, to) }
+    });
+}
+
 /// Free the lwbs whose records are all durable.
 ///
 /// # Safety
@@ -403,7 +432,9 @@ fn commit_and_wait(inst: &Instance) -> Result<(), Error> {
 pub unsafe extern "C" fn rzil_core_checkpoint(core: *mut ffi::rzil_core) -> i32 {
     // SAFETY: caller's contract.
     let inst = unsafe { instance(core) };
-    match inst.zil.checkpoint(inst.zil.durable_lr_seq()) {
+    let result = inst.zil.checkpoint(inst.zil.durable_lr_seq());
+    trace_states(inst);
+    match result {
         Ok(_) => 0,
         Err(e) => errno::from_error(e),
     }
@@ -456,7 +487,6 @@ pub unsafe extern "C" fn rzil_core_io_done(
     drop(buf);
     let result = errno::to_io_result(error);
     match (token.kind(), result) {
-        (IoKind::Write, Ok(())) => inst.platform.note_write_done(&token),
         (IoKind::Flush { .. }, Err(IoError::NotSupported)) => {}
         (_, Err(_)) => {
             inst.io_errors.fetch_add(1, Ordering::Relaxed);
@@ -469,7 +499,9 @@ pub unsafe extern "C" fn rzil_core_io_done(
         }
         _ => {}
     }
-    if let Err(e) = inst.zil.io_done(token, result) {
+    let done = inst.zil.io_done(token, result);
+    trace_states(inst);
+    if let Err(e) = done {
         log_fmt(format_args!(
             "lwb {}: completion refused: {}",
             token.lwb_seq(),

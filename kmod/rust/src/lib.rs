@@ -9,6 +9,7 @@
 //! * [`ffi`]: bindgen's declarations of the shim and the KPI types.
 //! * [`sync`], [`kmem`]: mtx(9)/condvar(9) and UMA zones as Rust types.
 //! * [`platform`]: `rzil::platform::Platform` for the kernel.
+//! * [`trace`]: lwb state transitions for the sysctl counters and SDT.
 //! * [`exports`]: the `rzil_core_*` entry points the C shim calls.
 #![no_std]
 
@@ -18,5 +19,6 @@ pub mod ffi;
 pub mod kmem;
 pub mod platform;
 pub mod sync;
+pub mod trace;
 
 mod panic;

@@ -255,21 +255,6 @@ impl KPlatform {
         let buf = boxed.buf.take();
         (boxed.token, buf)
     }
-
-    fn report_state(&self, lwb_seq: u64, from: rzil::lwb::LwbState, to: rzil::lwb::LwbState) {
-        // SAFETY: `sc` is the live softc (type invariant); the shim only
-        // bumps counters and fires an SDT probe.
-        unsafe { ffi::rzil_shim_lwb_state(self.sc, lwb_seq, from as u32, to as u32) }
-    }
-
-    /// Tell the shim's counters and SDT probe an lwb's write finished.
-    pub fn note_write_done(&self, token: &IoToken) {
-        self.report_state(
-            token.lwb_seq(),
-            rzil::lwb::LwbState::Issued,
-            rzil::lwb::LwbState::WriteDone,
-        );
-    }
 }
 
 impl Platform for KPlatform {
@@ -317,11 +302,6 @@ impl Platform for KPlatform {
             buf: Some(buf),
         });
         self.inflight.fetch_add(1, Ordering::AcqRel);
-        self.report_state(
-            io.lwb_seq(),
-            rzil::lwb::LwbState::Ready,
-            rzil::lwb::LwbState::Issued,
-        );
         // SAFETY: `sc` is live (type invariant); `data` points into the
         // buffer now owned by `kio`, which stays alive (in the I/O zone)
         // until the completion hands it back, so the bio's data outlives
