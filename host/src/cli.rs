@@ -11,11 +11,18 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use rzil_host::backend::{DriveConfig, Tick};
+use rzil::format::{
+    dump_block, dump_chain, infer_block, Blkptr, BlockInfo, DumpSink, RecordInfo, WalkLimits,
+};
+use rzil_host::backend::{drive, CountingDevice, DriveConfig, DriveResult, RecordId, Tick};
+use rzil_host::crashdev::{CrashPoint, RecordingDevice};
 use rzil_host::device::{OpenOptionsLog, ReadOnlyDevice, DIRECT_IO_ALIGN_BYTES};
 use rzil_host::naive::{self, NAIVE_RECORD_BYTES_MAX};
+use rzil_host::platform::{with_host_log, HostOptions};
+use rzil_host::rng::Xoshiro256;
 use rzil_host::superblock::{self, Probe};
 use rzil_host::units::{self, format_size_bytes};
+use rzil_host::verify::{self, Ledger, Verdict};
 use rzil_host::volume::Volume;
 use serde_json::json;
 
@@ -37,9 +44,6 @@ const PROGRESS_DELAY: Duration = Duration::from_secs(1);
 
 /// Exit status for every error.
 const EXIT_ERROR: u8 = 2;
-
-const CORE_NOT_WIRED: &str =
-    "core pipeline not wired yet (the lwb pipeline of issue #2 has no host platform yet)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -148,6 +152,9 @@ struct VerifyArgs {
     /// Seconds of recorded commits.
     #[arg(long, value_name = "S", default_value = "2", value_parser = parse_secs, allow_negative_numbers = true)]
     seconds: f64,
+    /// Bytes per record (e.g. 4096 or 4K).
+    #[arg(long, value_name = "BYTES", default_value = "4K", value_parser = parse_record)]
+    record: u64,
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
@@ -382,6 +389,49 @@ fn timed_progress(seconds: f64, label: String) -> impl FnMut(Tick) {
     }
 }
 
+/// What recovery found on a volume before a new log starts on it.
+struct Recovered {
+    /// Records replayed from the previous chain (after its checkpoint).
+    records: u64,
+    /// Records a new log must number above.
+    first_lr_seq: u64,
+}
+
+/// Recovery (as `zil_replay` at mount): replay whatever chain the
+/// superblock names, so the new log's first superblock update, which
+/// abandons that chain, loses nothing. Replayed records count as applied.
+fn recover(volume: &Volume, quiet: bool) -> Recovered {
+    let superblock = &volume.superblock;
+    if superblock.chain_head.is_none() {
+        return Recovered {
+            records: 0,
+            first_lr_seq: superblock.checkpoint_lr_seq,
+        };
+    }
+    let replayed = verify::replay(&volume.device, superblock);
+    let records = replayed.pieces.len() as u64 + replayed.other_records;
+    if records > 0 && !quiet {
+        note(&format!(
+            "recovered {records} records from the previous log on {} (chain end: {})",
+            volume.device.path().display(),
+            replayed.chain_end
+        ));
+    }
+    Recovered {
+        records,
+        first_lr_seq: superblock
+            .checkpoint_lr_seq
+            .max(replayed.last_lr_seq.unwrap_or(0)),
+    }
+}
+
+/// How many crash images `rzil run` checks at its power cut.
+pub const RUN_CRASH_STATES: u64 = 16;
+
+fn latency_us(result: &DriveResult, q: f64) -> f64 {
+    result.latency.quantile_ns(q) as f64 / 1000.0
+}
+
 fn run(args: RunArgs) -> Outcome {
     let default_dev = args.dev == Path::new(RUN_DEVICE_DEFAULT);
     let mut device = DeviceArgs {
@@ -397,15 +447,146 @@ fn run(args: RunArgs) -> Outcome {
         }
         device.create = true;
     }
-    let _volume = open_volume(&args.dev, &device)?;
-    let _ = (args.threads, args.seconds, args.record, args.json);
-    Err(Failure(format!("rzil run: {CORE_NOT_WIRED}")))
+    let volume = open_volume(&args.dev, &device)?;
+    let recovered = recover(&volume, args.json);
+    let record_bytes = args.record as usize;
+    let recorder = RecordingDevice::new(&volume.device)
+        .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
+    let counting = CountingDevice::new(&recorder);
+    let ledger = Ledger::new(record_bytes);
+    let observe = |seq: u64, block: &[u8]| ledger.observe_block(seq, block);
+    let config = DriveConfig {
+        threads: args.threads,
+        duration: Duration::from_secs_f64(args.seconds),
+        record_bytes,
+    };
+    let options = HostOptions::for_direct(volume.device.is_direct(), recovered.first_lr_seq);
+    let mut progress = timed_progress(args.seconds, format!("rzil run, {} threads", args.threads));
+    let (body, end) = with_host_log(
+        &counting,
+        volume.superblock,
+        volume.slot,
+        options,
+        Some(&observe),
+        |log| -> Result<(DriveResult, CrashPoint, u64), Failure> {
+            let mut fold_error = None;
+            let result = drive(
+                log,
+                config,
+                &|committer, seq| {
+                    ledger.ack(
+                        RecordId {
+                            committer: committer as u32,
+                            seq,
+                        },
+                        recorder.mark(),
+                    )
+                },
+                &mut |tick| {
+                    progress(tick);
+                    // The power cut comes at the end: keep memory to the
+                    // unflushed window, and forget records a durable
+                    // checkpoint already settled.
+                    if let Err(error) = recorder.fold() {
+                        fold_error.get_or_insert(error);
+                    }
+                    ledger.prune_through(log.checkpoint_lr_seq());
+                },
+            )
+            .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
+            if let Some(error) = fold_error {
+                return Err(Failure(format!("crash recorder: {error}")));
+            }
+            let (_, flushes) = counting.counts();
+            Ok((result, recorder.mark(), flushes))
+        },
+    )
+    .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
+    let (result, cut, flushes) = body?;
+
+    // The power cut: several images of the device at the end of the run,
+    // each keeping a different seeded subset of the unflushed writes.
+    let mut crasher = recorder.crasher();
+    let mut lost = 0u64;
+    let mut problems = Vec::new();
+    for i in 0..RUN_CRASH_STATES {
+        let (image, _) = crasher
+            .crash(cut, i)
+            .map_err(|e| Failure(format!("crash image: {e}")))?;
+        let verdict = ledger.check_image(image, cut);
+        lost += verdict.acked_lost;
+        if !verdict.ok() {
+            problems.push(format!("crash state {i}: {verdict}"));
+        }
+    }
+    let commits = result.commits;
+    let flushes_per_commit = flushes as f64 / commits.max(1) as f64;
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "commits": commits,
+                "commits_per_s": round2(result.commits_per_s()),
+                "p50_us": round2(latency_us(&result, 0.5)),
+                "p99_us": round2(latency_us(&result, 0.99)),
+                "flushes_per_commit": round2(flushes_per_commit),
+                "crash_states_checked": RUN_CRASH_STATES,
+                "acked_records_lost": lost,
+                "threads": args.threads,
+                "record_bytes": record_bytes,
+                "seconds": args.seconds,
+                "lwbs_issued": end.core.lwbs_issued,
+                "recovered_records": recovered.records,
+                "direct_io": volume.device.is_direct(),
+            })
+        );
+    } else {
+        println!(
+            "rzil run on {} ({}, {} I/O): {} threads, {}-byte records, {} s",
+            args.dev.display(),
+            volume.device.kind(),
+            if volume.device.is_direct() {
+                "O_DIRECT"
+            } else {
+                "buffered"
+            },
+            args.threads,
+            record_bytes,
+            args.seconds
+        );
+        println!(
+            "  {commits} commits, {:.0} commits/s, p50 {:.1} us, p99 {:.1} us, {:.3} flushes/commit, {} lwbs",
+            result.commits_per_s(),
+            latency_us(&result, 0.5),
+            latency_us(&result, 0.99),
+            flushes_per_commit,
+            end.core.lwbs_issued
+        );
+        println!(
+            "  power cut: {RUN_CRASH_STATES} crash states replayed and checked, {lost} acknowledged records lost"
+        );
+    }
+    if ledger.bad_blocks() > 0 {
+        return Err(Failure(format!(
+            "{} written log blocks failed verification",
+            ledger.bad_blocks()
+        )));
+    }
+    if let Some(first) = problems.first() {
+        return Err(Failure(format!(
+            "crash check failed in {} of {RUN_CRASH_STATES} states; first: {first}",
+            problems.len()
+        )));
+    }
+    Ok(())
 }
 
 fn bench(args: BenchArgs) -> Outcome {
     let volume = open_volume(&args.dev, &args.device)?;
-    let sb = volume.superblock;
-    let region = sb.log_start_bytes..sb.log_end_bytes;
+    let recovered = recover(&volume, args.json);
+    let (mut superblock, mut slot) = (volume.superblock, volume.slot);
+    let mut first_lr_seq = recovered.first_lr_seq;
+    let region = superblock.log_start_bytes..superblock.log_end_bytes;
     let align = if volume.device.is_direct() {
         DIRECT_IO_ALIGN_BYTES
     } else {
@@ -426,7 +607,7 @@ fn bench(args: BenchArgs) -> Outcome {
             args.seconds
         );
         println!(
-            "{:>7} {:>14} {:>9} {:>9} {:>8} {:>14} {:>9} {:>9} {:>7}",
+            "{:>7} {:>12} {:>9} {:>9} {:>8} {:>12} {:>9} {:>9} {:>7}",
             "threads",
             "commits/s",
             "p50_us",
@@ -444,45 +625,66 @@ fn bench(args: BenchArgs) -> Outcome {
             duration: Duration::from_secs_f64(args.seconds),
             record_bytes: args.record as usize,
         };
-        // rzil and naive alternate per thread count, so drift in the
-        // device (cache warm-up, background writeback) hits both alike.
-        // The rzil half needs the core pipeline (issue #2).
+        // rzil and naive alternate per thread count on the same device, so
+        // drift in the device (cache warm-up, background writeback) hits
+        // both alike.
+        let counting = CountingDevice::new(&volume.device);
+        let mut tick = timed_progress(args.seconds, format!("rzil, {threads} threads"));
+        let (result, end) = with_host_log(
+            &counting,
+            superblock,
+            slot,
+            HostOptions::for_direct(volume.device.is_direct(), first_lr_seq),
+            None,
+            |log| drive(log, config, &|_, _| {}, &mut tick),
+        )
+        .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
+        let result = result.map_err(|e| Failure(format!("{}: rzil: {e}", args.dev.display())))?;
+        (superblock, slot) = (end.superblock, end.slot);
+        first_lr_seq = superblock.checkpoint_lr_seq;
+        let (_, flushes) = counting.counts();
+        let flushes_per_commit = flushes as f64 / result.commits.max(1) as f64;
+
         let mut tick = timed_progress(args.seconds, format!("naive, {threads} threads"));
         let report = naive::run_naive(&volume.device, region.clone(), config, align, &mut tick)
             .map_err(|e| Failure(format!("{}: naive baseline: {e}", args.dev.display())))?;
-        let latency = &report.result.latency;
-        let naive_per_s = report.result.commits_per_s();
-        let naive_p50_us = latency.quantile_ns(0.5) as f64 / 1000.0;
-        let naive_p99_us = latency.quantile_ns(0.99) as f64 / 1000.0;
+        let naive_result = &report.result;
+        let ratio = result.commits_per_s() / naive_result.commits_per_s().max(f64::MIN_POSITIVE);
         if args.json {
             println!(
                 "{}",
                 json!({
                     "threads": threads,
                     "record_bytes": args.record,
-                    "commits_per_s": null,
-                    "p50_us": null,
-                    "p99_us": null,
-                    "flushes_per_commit": null,
-                    "naive_commits_per_s": round2(naive_per_s),
-                    "naive_p50_us": round2(naive_p50_us),
-                    "naive_p99_us": round2(naive_p99_us),
+                    "commits": result.commits,
+                    "commits_per_s": round2(result.commits_per_s()),
+                    "p50_us": round2(latency_us(&result, 0.5)),
+                    "p99_us": round2(latency_us(&result, 0.99)),
+                    "flushes_per_commit": round2(flushes_per_commit),
+                    "lwbs_issued": end.core.lwbs_issued,
+                    "naive_commits": naive_result.commits,
+                    "naive_commits_per_s": round2(naive_result.commits_per_s()),
+                    "naive_p50_us": round2(latency_us(naive_result, 0.5)),
+                    "naive_p99_us": round2(latency_us(naive_result, 0.99)),
                     "naive_flushes_per_commit": round2(report.flushes_per_commit),
-                    "naive_commits": report.result.commits,
-                    "ratio_vs_naive": null,
-                    "rzil_status": "not_wired",
+                    "ratio_vs_naive": round2(ratio),
                 })
             );
         } else {
             println!(
-                "{:>7} {:>14} {:>9} {:>9} {:>8} {:>14.1} {:>9.1} {:>9.1} {:>7}",
-                threads, "-", "-", "-", "-", naive_per_s, naive_p50_us, naive_p99_us, "-"
+                "{:>7} {:>12.0} {:>9.1} {:>9.1} {:>8.3} {:>12.0} {:>9.1} {:>9.1} {:>7.2}",
+                threads,
+                result.commits_per_s(),
+                latency_us(&result, 0.5),
+                latency_us(&result, 0.99),
+                flushes_per_commit,
+                naive_result.commits_per_s(),
+                latency_us(naive_result, 0.5),
+                latency_us(naive_result, 0.99),
+                ratio
             );
         }
     }
-    note(&format!(
-        "rzil bench measured only the naive baseline: {CORE_NOT_WIRED}"
-    ));
     Ok(())
 }
 
@@ -491,21 +693,185 @@ fn round2(value: f64) -> f64 {
 }
 
 fn verify(args: VerifyArgs) -> Outcome {
-    let _volume = open_volume(&args.dev, &args.device)?;
-    let _ = (
+    let volume = open_volume(&args.dev, &args.device)?;
+    let recovered = recover(&volume, args.json);
+    let record_bytes = args.record as usize;
+    let recorder = RecordingDevice::new(&volume.device)
+        .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
+    let ledger = Ledger::new(record_bytes);
+    let observe = |seq: u64, block: &[u8]| ledger.observe_block(seq, block);
+    let config = DriveConfig {
+        threads: args.threads,
+        duration: Duration::from_secs_f64(args.seconds),
+        record_bytes,
+    };
+    let mut progress = timed_progress(args.seconds, "recording".into());
+    let (result, _end) = with_host_log(
+        &recorder,
+        volume.superblock,
+        volume.slot,
+        HostOptions::for_direct(volume.device.is_direct(), recovered.first_lr_seq),
+        Some(&observe),
+        |log| {
+            drive(
+                log,
+                config,
+                &|committer, seq| {
+                    ledger.ack(
+                        RecordId {
+                            committer: committer as u32,
+                            seq,
+                        },
+                        recorder.mark(),
+                    )
+                },
+                &mut progress,
+            )
+        },
+    )
+    .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
+    let result = result.map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
+    let events = recorder.mark();
+    let mut rng = Xoshiro256::new(args.seed);
+    let mut points: Vec<CrashPoint> = (0..args.crashes)
+        .map(|_| rng.below(events as u64 + 1) as CrashPoint)
+        .collect();
+    points.sort_unstable();
+    let mut crasher = recorder.crasher();
+    let mut totals = Verdict::default();
+    let mut failing = 0u64;
+    let mut first_failure = None;
+    let mut bar = Progress::new(
         args.crashes,
-        args.seed,
-        args.threads,
-        args.seconds,
-        args.json,
+        "{prefix} [{bar:30}] {pos}/{len} crash states {msg}",
     );
-    Err(Failure(format!("rzil verify: {CORE_NOT_WIRED}")))
+    for (i, &at) in points.iter().enumerate() {
+        let (image, _) = crasher
+            .crash(
+                at,
+                args.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            )
+            .map_err(|e| Failure(format!("crash image: {e}")))?;
+        let verdict = ledger.check_image(image, at);
+        totals.acked_checked += verdict.acked_checked;
+        totals.acked_lost += verdict.acked_lost;
+        totals.corrupt += verdict.corrupt;
+        totals.phantom += verdict.phantom;
+        totals.out_of_order += verdict.out_of_order;
+        totals.replayed += verdict.replayed;
+        if !verdict.ok() {
+            failing += 1;
+            first_failure.get_or_insert(format!("crash state {i} at event {at}: {verdict}"));
+        }
+        bar.update(i as u64 + 1, format!("{} lost", totals.acked_lost));
+    }
+    bar.finish();
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "crash_states": args.crashes,
+                "acked_records_lost": totals.acked_lost,
+                "seed": args.seed,
+                "commits": result.commits,
+                "acked_checks": totals.acked_checked,
+                "records_replayed": totals.replayed,
+                "corrupt": totals.corrupt,
+                "phantom": totals.phantom,
+                "out_of_order": totals.out_of_order,
+                "failing_states": failing,
+                "events_recorded": events,
+            })
+        );
+    } else {
+        println!(
+            "rzil verify on {}: {} commits recorded ({} events), {} crash states (seed {})",
+            args.dev.display(),
+            result.commits,
+            events,
+            args.crashes,
+            args.seed
+        );
+        println!(
+            "  {} acknowledged-record checks, {} records replayed; lost {}, corrupt {}, phantom {}, out of order {}",
+            totals.acked_checked,
+            totals.replayed,
+            totals.acked_lost,
+            totals.corrupt,
+            totals.phantom,
+            totals.out_of_order
+        );
+    }
+    if ledger.bad_blocks() > 0 {
+        return Err(Failure(format!(
+            "{} written log blocks failed verification",
+            ledger.bad_blocks()
+        )));
+    }
+    match first_failure {
+        Some(first) => Err(Failure(format!(
+            "{failing} of {} crash states failed (seed {}); first: {first}",
+            args.crashes, args.seed
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Prints a chain or block as `zdb -il` does, or as JSON lines.
+struct DumpPrinter {
+    json: bool,
+}
+
+impl DumpSink for DumpPrinter {
+    fn block(&mut self, block: &BlockInfo) {
+        if self.json {
+            println!(
+                "{}",
+                json!({
+                    "kind": "block",
+                    "blk_seq": block.blk_seq,
+                    "offset_bytes": block.bp.offset_bytes(),
+                    "size_bytes": block.size_bytes,
+                    "format": block.format.name(),
+                    "nused_bytes": block.nused_bytes,
+                    "checksum_ok": block.checksum_ok,
+                    "error": block.error.map(|e| e.name()),
+                    "records": block.record_count,
+                })
+            );
+        } else {
+            println!("{block}");
+        }
+    }
+
+    fn record(&mut self, record: &RecordInfo) {
+        if self.json {
+            let write = record.write;
+            println!(
+                "{}",
+                json!({
+                    "kind": "record",
+                    "txtype": record.txtype_name(),
+                    "seq": record.common.seq,
+                    "txg": record.common.txg,
+                    "reclen": record.common.reclen,
+                    "foid": write.map(|w| w.foid),
+                    "offset": write.map(|w| w.offset),
+                    "length": write.map(|w| w.length),
+                    "write_kind": write.map(|w| w.kind.name()),
+                })
+            );
+        } else {
+            println!("{record}");
+        }
+    }
 }
 
 fn dump(args: DumpArgs) -> Outcome {
     let device = ReadOnlyDevice::open(&args.path)?;
     let probed =
         superblock::probe(&device).map_err(|e| Failure(format!("{}: {e}", args.path.display())))?;
+    let mut printer = DumpPrinter { json: args.json };
     match probed {
         Probe::Ours { superblock, slot } => {
             let head = superblock.chain_head;
@@ -534,32 +900,72 @@ fn dump(args: DumpArgs) -> Outcome {
                     superblock.log_end_bytes,
                     superblock.checkpoint_lr_seq
                 );
-                match head {
-                    Some(h) => println!(
-                        "chain head: offset {} size {} verifier {:#x} {:#x} objset {} seq {}",
-                        h.offset_bytes,
-                        h.size_bytes,
-                        superblock.chain_verifier[0],
-                        superblock.chain_verifier[1],
-                        superblock.chain_verifier[2],
-                        superblock.chain_verifier[3]
-                    ),
-                    None => println!("chain: empty"),
+            }
+            let Some(header) = verify::header_of(&superblock) else {
+                if !args.json {
+                    println!("chain: empty");
                 }
-            }
-            if head.is_none() {
                 return Ok(());
+            };
+            let mut buf = vec![0u8; rzil::format::ZIL_MAX_BLKSZ];
+            let mut limits = WalkLimits::UNCLAIMED;
+            limits.blocks_max = verify::blocks_max(&superblock);
+            let summary = dump_chain(
+                &mut verify::DeviceSource::new(&device),
+                &header.log,
+                &limits,
+                &mut buf,
+                &mut printer,
+            );
+            if args.json {
+                println!(
+                    "{}",
+                    json!({
+                        "kind": "chain_end",
+                        "blocks_read": summary.blocks_read,
+                        "blocks_accepted": summary.blocks_accepted,
+                        "records": summary.records,
+                        "end": summary.end.name(),
+                    })
+                );
+            } else {
+                println!(
+                    "chain: {} blocks read, {} accepted, {} records; end: {}",
+                    summary.blocks_read, summary.blocks_accepted, summary.records, summary.end
+                );
             }
-            Err(Failure(format!(
-                "{}: decoding the chain needs the rzil::format dump API (issue #3), not wired yet",
-                args.path.display()
-            )))
+            Ok(())
         }
-        Probe::Blank | Probe::Foreign { .. } => Err(Failure(format!(
-            "{}: no rzil superblock; decoding raw log blocks needs the rzil::format dump API (issue #3), not wired yet",
-            args.path.display()
-        ))),
+        Probe::Blank | Probe::Foreign { .. } => dump_lone_block(&device, &args.path, &mut printer),
     }
+}
+
+/// A file that is not an rzil device may be one raw log block (as zdb or a
+/// test extracts them): infer its format and verifier and dump it.
+fn dump_lone_block(device: &ReadOnlyDevice, path: &Path, printer: &mut DumpPrinter) -> Outcome {
+    let size = device.size_bytes();
+    let not_a_block = || {
+        Failure(format!(
+            "{}: neither an rzil device nor a single OpenZFS log block",
+            path.display()
+        ))
+    };
+    if size == 0 || size > rzil::format::ZIL_MAX_BLKSZ as u64 || size % 512 != 0 {
+        return Err(not_a_block());
+    }
+    let mut block = vec![0u8; size as usize];
+    device.read_at(0, &mut block)?;
+    let (format, verifier) = infer_block(&block).ok_or_else(not_a_block)?;
+    let bp = Blkptr::try_log_block(0, 0, size as u32, verifier, 0).map_err(|_| not_a_block())?;
+    let info = dump_block(&block, &bp, format, printer);
+    if info.error.is_some() {
+        return Err(Failure(format!(
+            "{}: log block rejected: {}",
+            path.display(),
+            info.error.map(|e| e.name()).unwrap_or("unknown")
+        )));
+    }
+    Ok(())
 }
 
 fn sim(args: SimArgs) -> Outcome {

@@ -346,7 +346,10 @@ pub fn probe(dev: &dyn BlockIo) -> Result<Probe, SuperblockError> {
     let mut problems = [SlotProblem::Blank, SlotProblem::Blank];
     for (slot, &offset) in SLOT_OFFSETS_BYTES.iter().enumerate() {
         let start = offset as usize;
-        let copy = window.get(start..start + SLOT_BYTES).unwrap_or(&[]);
+        // A device too small for this slot simply has no copy there.
+        let Some(copy) = window.get(start..start + SLOT_BYTES) else {
+            continue;
+        };
         match Superblock::decode(copy) {
             Ok(superblock) => {
                 if best.is_none_or(|(b, _)| superblock.generation > b.generation) {
