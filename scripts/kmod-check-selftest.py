@@ -4,14 +4,16 @@ each rule and asserts it rejects them for the right reasons, and that the
 real kmod/rzil.ko passes.
 
   1. a C object built for x86_64-linux-gnu with the default user-space
-     flags (SSE floating point, red zone, -fPIC GOT relocations, printf):
-     must fail elf, sets, metadata, relocs, simd, redzone and symbols;
+     flags (SSE floating point, red zone, -fPIC GOT relocations, printf,
+     a 20 KB stack frame): must fail elf, sets, metadata, relocs, simd,
+     redzone, stack and symbols;
   2. a Rust object built by the host rustc for x86_64-unknown-linux-gnu
      (the stock target, whose float code uses SSE): must fail simd;
   3. copies of rzil.ko with one defect each (OS/ABI byte cleared; one
      relocation turned into R_X86_64_32; a kernel symbol defined locally):
      must fail exactly elf, relocs and symbols respectively;
-  4. rzil.ko itself: must pass every check.
+  4. an allowlist naming a symbol no FreeBSD header declares: symbols;
+  5. rzil.ko itself: must pass every check.
 
 Needs `make kmod` first (rzil.ko and the cached headers).  Python 3
 standard library only; prints 'N passed, N failed'.
@@ -47,6 +49,11 @@ long leaf(long a) {
 	return buf[0] + buf[3];
 }
 int *counter_addr(void) { return &counter; }
+int big(int i) {
+	volatile char b[20000];
+	b[i] = 1;
+	return b[i / 2];
+}
 int hello(void) { return printf("hello %d\n", counter); }
 """
 
@@ -128,9 +135,9 @@ def main():
         subprocess.run(["clang-19", "-target", "x86_64-linux-gnu", "-O1",
                         "-fPIC", "-c", c_src, "-o", c_obj], check=True)
         got, out = run_check(c_obj)
-        expect("linux-gnu C object (SSE, red zone, GOT, printf)", got,
-               {"elf", "sets", "metadata", "relocs", "simd", "redzone",
-                "symbols"}, out)
+        expect("linux-gnu C object (SSE, red zone, GOT, printf, 20 KB frame)",
+               got, {"elf", "sets", "metadata", "relocs", "simd", "redzone",
+                     "stack", "symbols"}, out)
 
         rs_src = os.path.join(tmp, "user.rs")
         rs_obj = os.path.join(tmp, "user_rs.o")
@@ -154,6 +161,14 @@ def main():
             mutate(KO, path, fn)
             got, out = run_check(path)
             expect(label, got, want, out)
+
+        allow = os.path.join(tmp, "bogus.allow")
+        with open(allow, "w") as f:
+            f.write(open(os.path.join(REPO, "kmod", "kernel-symbols.allow")).read())
+            f.write("g_rzil_no_such_kpi\n")
+        got, out = run_check(KO, ["--allowlist", allow])
+        expect("allowlist naming a symbol no FreeBSD header declares", got,
+               {"symbols"}, out)
 
         got, out = run_check(KO)
         expect("rzil.ko as built", got, set(), out)

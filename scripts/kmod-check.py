@@ -433,7 +433,13 @@ def load_allowlist(path):
     return entries
 
 
+_HEADER_CACHE = {}
+
+
 def header_texts(roots):
+    key = tuple(roots)
+    if key in _HEADER_CACHE:
+        return _HEADER_CACHE[key]
     texts = []
     for root in roots:
         for dirpath, _dirs, files in os.walk(root):
@@ -441,7 +447,8 @@ def header_texts(roots):
                 if name.endswith(".h"):
                     with open(os.path.join(dirpath, name), "rb") as f:
                         texts.append(f.read().decode("latin-1"))
-    return "\n".join(texts)
+    _HEADER_CACHE[key] = "\n".join(texts)
+    return _HEADER_CACHE[key]
 
 
 def check_symbols(elf, rep, allow_path, header_roots):
@@ -465,17 +472,16 @@ def check_symbols(elf, rep, allow_path, header_roots):
                      "%s would be shadowed" % (name, name))
     if header_roots:
         text = header_texts(header_roots)
+        words = set(re.findall(r"\w+", text))
         for name, (evidence, lineno) in allow.items():
             if evidence == "@compiler":
                 rep.note("%s: referenced by the compiler, no header" % name)
                 continue
-            needle = evidence if evidence else name
-            pattern = (re.escape(needle) if evidence
-                       else r"\b%s\b" % re.escape(needle))
-            if not re.search(pattern, text):
+            found = evidence in text if evidence else name in words
+            if not found:
                 rep.fail("symbols", "%s:%d: %s is not declared in the FreeBSD "
                          "headers (looked for %r)" % (allow_path, lineno,
-                                                     name, needle))
+                                                     name, evidence or name))
     unused = [n for n in allow if n not in undefined]
     if unused:
         rep.note("allowlisted but unused: %s" % " ".join(unused))
