@@ -34,7 +34,7 @@ use rzil::limits::{
 use rzil::lwb::LwbObj;
 use rzil::{
     AllocError, BlockAddr, ChainHead, Config, Error, IndirectBlock, IoError, IoKind, IoToken,
-    Platform, Record, WaitStatus, WaiterId, WriteData, Zil,
+    Limit, Platform, Record, WaitStatus, WaiterId, WriteData, Zil,
 };
 
 use crate::backend::{fill_pattern, CommitError, RecordId, SyncLog};
@@ -51,8 +51,16 @@ pub const LWB_POOL_OBJECTS_MAX: usize = LWB_INFLIGHT_MAX + 2;
 pub const ITX_POOL_OBJECTS_MAX: usize = COMMIT_LIST_ITXS_MAX + 4 * LWB_ITXS_MAX;
 /// Block buffers (each [`LWB_BLOCK_SIZE_MAX_BYTES`]): one per in-flight lwb.
 pub const BUF_POOL_BUFFERS_MAX: usize = LWB_INFLIGHT_MAX + 2;
-/// How often the checkpoint actor runs (the `zil_sync` cadence).
-pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(20);
+/// How often the checkpoint actor looks at the log.
+pub const CHECKPOINT_POLL: Duration = Duration::from_millis(10);
+/// lwbs on the core's list at which a completion thread frees the
+/// FLUSH_DONE ones (half of `LWB_INFLIGHT_MAX`).
+pub const CHECKPOINT_LWBS_IN_USE: usize = LWB_INFLIGHT_MAX / 2;
+/// The checkpoint actor checkpoints once live blocks hold this share of the
+/// log region, so the ring never fills under a steady load ...
+pub const CHECKPOINT_RING_USED_PCT: u64 = 25;
+/// ... and at least this often (the `zil_sync` cadence of a quiet log).
+pub const CHECKPOINT_INTERVAL_MAX: Duration = Duration::from_secs(1);
 /// A commit waiter not woken within this long is reported as stuck rather
 /// than waited for forever.
 pub const WAITER_STALL: Duration = Duration::from_secs(30);
@@ -204,6 +212,8 @@ pub struct HostPlatform<'d> {
     flushes: AtomicU64,
     superblock_writes: AtomicU64,
     io_queue_jobs_max: AtomicUsize,
+    checkpoint_kicked: Mutex<bool>,
+    checkpoint_cv: Condvar,
 }
 
 impl std::fmt::Debug for HostPlatform<'_> {
@@ -258,6 +268,8 @@ impl<'d> HostPlatform<'d> {
             flushes: AtomicU64::new(0),
             superblock_writes: AtomicU64::new(0),
             io_queue_jobs_max: AtomicUsize::new(0),
+            checkpoint_kicked: Mutex::new(false),
+            checkpoint_cv: Condvar::new(),
         }
     }
 
@@ -296,31 +308,87 @@ impl<'d> HostPlatform<'d> {
                     self.queue_cv.wait(&mut queue);
                 }
             };
-            let (io, result) = match job {
-                Job::Write {
-                    io,
-                    addr,
-                    mut buf,
-                    len_bytes,
-                } => {
-                    let result = self.write_block(addr, &mut buf, len_bytes);
-                    if result.is_ok() {
-                        if let Some(observe) = self.observer {
-                            observe(io.lwb_seq(), &buf[..len_bytes]);
-                        }
-                    }
-                    drop(buf);
-                    (io, result)
-                }
-                Job::Flush { io } => {
-                    self.flushes.fetch_add(1, Ordering::Relaxed);
-                    (io, self.dev.flush().map_err(|e| io_error_of(&e)))
-                }
-            };
-            // A completion the core rejects (stale, duplicate) changes
-            // nothing in it; there is nobody to tell but the counters.
-            let _ = zil.io_done(io, result);
+            self.run_job(job, zil);
         }
+    }
+
+    /// Perform one queued job, if there is one, on the calling thread: a
+    /// committer waiting for its commit helps instead of sleeping, which
+    /// saves the hand-offs to and from a completion thread (the lone
+    /// committer then pays one pwrite + one fdatasync and nothing else).
+    /// This is not a synchronous completion: the core's submission call
+    /// returned long before.
+    fn help_once(&self, zil: &Zil<&HostPlatform<'d>>) -> bool {
+        let job = self.queue.lock().jobs.pop_front();
+        match job {
+            Some(job) => {
+                self.run_job(job, zil);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn run_job(&self, job: Job, zil: &Zil<&HostPlatform<'d>>) {
+        let (io, result) = match job {
+            Job::Write {
+                io,
+                addr,
+                mut buf,
+                len_bytes,
+            } => {
+                let result = self.write_block(addr, &mut buf, len_bytes);
+                if result.is_ok() {
+                    if let Some(observe) = self.observer {
+                        observe(io.lwb_seq(), &buf[..len_bytes]);
+                    }
+                }
+                drop(buf);
+                (io, result)
+            }
+            Job::Flush { io } => {
+                self.flushes.fetch_add(1, Ordering::Relaxed);
+                (io, self.dev.flush().map_err(|e| io_error_of(&e)))
+            }
+        };
+        // A completion the core rejects (stale, duplicate) changes nothing
+        // in it; there is nobody to tell but the counters.
+        let _ = zil.io_done(io, result);
+        // The core keeps FLUSH_DONE lwbs listed until a checkpoint frees
+        // them, and stops at LWB_INFLIGHT_MAX: free them here, in memory,
+        // as soon as half the list is used. Their blocks stay reserved until
+        // the checkpoint actor persists a superblock past them.
+        if self.lwbs_in_use() >= CHECKPOINT_LWBS_IN_USE {
+            let _ = zil.checkpoint(zil.durable_lr_seq());
+        }
+    }
+
+    /// lwb objects currently on loan to the core.
+    fn lwbs_in_use(&self) -> usize {
+        let created = self.lwbs.0.created.load(Ordering::Relaxed);
+        created.saturating_sub(self.lwbs.0.free.lock().len())
+    }
+
+    /// Ask the checkpoint actor to run now (the ring is full).
+    fn kick_checkpoint(&self) {
+        *self.checkpoint_kicked.lock() = true;
+        self.checkpoint_cv.notify_one();
+    }
+
+    /// Sleep until kicked or `timeout`; true if kicked.
+    fn wait_checkpoint_kick(&self, timeout: Duration) -> bool {
+        let mut kicked = self.checkpoint_kicked.lock();
+        if !*kicked {
+            let _ = self.checkpoint_cv.wait_for(&mut kicked, timeout);
+        }
+        std::mem::replace(&mut *kicked, false)
+    }
+
+    /// Percentage of the log region held by live blocks.
+    fn ring_used_pct(&self) -> u64 {
+        let ring = self.ring.lock();
+        let capacity = ring.capacity_bytes().max(1);
+        (capacity - ring.free_bytes()) * 100 / capacity
     }
 
     fn write_block(
@@ -628,7 +696,10 @@ impl<'p, 'd> HostLog<'p, 'd> {
         loop {
             match op() {
                 Ok(value) => return Ok(value),
-                Err(Error::Backpressure(_)) => {
+                Err(Error::Backpressure(limit)) => {
+                    if limit == Limit::LogSpace {
+                        self.platform.kick_checkpoint();
+                    }
                     if self.closing.load(Ordering::Acquire) {
                         return Err(CommitError::Refused(
                             self.failure()
@@ -666,6 +737,9 @@ impl SyncLog for HostLog<'_, '_> {
             match self.zil.waiter_poll(waiter).map_err(core_error)? {
                 WaitStatus::Done(result) => return result.map_err(core_error),
                 WaitStatus::Pending { deadline_ns } => {
+                    if self.platform.help_once(&self.zil) {
+                        continue;
+                    }
                     let timed_out = self.platform.wait(waiter.slot, deadline_ns);
                     if timed_out && deadline_ns.is_some() {
                         self.zil.waiter_timeout(waiter).map_err(core_error)?;
@@ -756,8 +830,16 @@ pub fn with_host_log<'d, R>(
             scope.spawn(|| platform.serve_io(&log.zil));
         }
         scope.spawn(|| {
+            let mut last = Instant::now();
             while !stop_checkpoints.load(Ordering::Acquire) {
-                std::thread::sleep(CHECKPOINT_INTERVAL);
+                let kicked = platform.wait_checkpoint_kick(CHECKPOINT_POLL);
+                if !kicked
+                    && platform.ring_used_pct() < CHECKPOINT_RING_USED_PCT
+                    && last.elapsed() < CHECKPOINT_INTERVAL_MAX
+                {
+                    continue;
+                }
+                last = Instant::now();
                 if let Err(error) = log.checkpoint() {
                     log.fail(format!("checkpoint failed: {error}"));
                     break;
