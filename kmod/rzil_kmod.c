@@ -369,11 +369,11 @@ rzil_shim_log(const char *msg, size_t len)
 }
 
 void
-rzil_shim_mtx_init(struct mtx *m, const char *name)
+rzil_shim_mtx_init(struct mtx *m, const char *name, int dupok)
 {
 
 	/* MTX_NEW: the memory may hold UMA's trash pattern, not zeroes. */
-	mtx_init(m, name, NULL, MTX_DEF | MTX_NEW);
+	mtx_init(m, name, NULL, MTX_DEF | MTX_NEW | (dupok ? MTX_DUPOK : 0));
 }
 
 void

@@ -9,7 +9,7 @@ use crate::errno;
 use crate::ffi;
 use crate::kmem::{layout_of, zone_sizes};
 use crate::platform::{KIo, KPlatform};
-use crate::sync::{Mutex, WaitResult};
+use crate::sync::{named_mutex, Mutex, WaitResult};
 use crate::trace::{report_to_shim, Tracer};
 use core::fmt::Write;
 use core::ptr::{addr_of_mut, NonNull};
@@ -237,7 +237,7 @@ pub unsafe extern "C" fn rzil_core_attach(
         addr_of_mut!((*inst).sc).write(sc);
         addr_of_mut!((*inst).commit_latency_ns_max).write(AtomicU64::new(0));
         addr_of_mut!((*inst).io_errors).write(AtomicU64::new(0));
-        addr_of_mut!((*inst).tracer).write(Mutex::new(Tracer::new()));
+        addr_of_mut!((*inst).tracer).write(named_mutex(c"rzil tracer", Tracer::new()));
     }
     // SAFETY: the platform field was just initialised and is not null.
     let kref = KRef(unsafe { NonNull::new_unchecked(addr_of_mut!((*inst).platform)) });

@@ -18,7 +18,7 @@
 
 use crate::ffi;
 use crate::kmem::{KBuf, Zone, ZoneBox, ZoneItem};
-use crate::sync::{KCondvar, KMutex, Mutex, WaitResult};
+use crate::sync::{named_mutex, KCondvar, KMutex, Mutex, WaitResult};
 use core::sync::atomic::{AtomicU64, Ordering};
 use rzil::error::IoError;
 use rzil::itx::Itx;
@@ -211,11 +211,11 @@ impl KPlatform {
         KPlatform {
             sc,
             buf_capacity_bytes: buf_capacity_bytes as usize,
-            ring: Mutex::new(LogRing::new(
-                LOG_REGION_START_BYTES,
-                geom.rg_media_size_bytes,
-            )),
-            wake_lock: Mutex::new(()),
+            ring: named_mutex(
+                c"rzil ring",
+                LogRing::new(LOG_REGION_START_BYTES, geom.rg_media_size_bytes),
+            ),
+            wake_lock: named_mutex(c"rzil wake", ()),
             wake_cv: KCondvar::new(),
             wake_seq: AtomicU64::new(0),
             inflight: AtomicU64::new(0),

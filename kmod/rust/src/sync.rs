@@ -1,5 +1,14 @@
 //! mtx(9) as a `lock_api::RawMutex`, and condvar(9) beside it.
 //!
+//! WITNESS knows locks by name. The core takes both of its locks
+//! (`zl_issuer_lock`, then `zl_lock`) through the one `Platform::RawMutex`
+//! type, whose `INIT` constant cannot tell them apart, so both are named
+//! [`CORE_MTX_NAME`] and initialised with `MTX_DUPOK` (WITNESS would
+//! otherwise report taking a second lock of the same class); the lock
+//! order between them is therefore not checked by WITNESS. Locks of the
+//! kernel platform's own are built with [`KMutex::named`] and keep full
+//! checking.
+//!
 //! `lock_api::RawMutex::INIT` must be a constant, but a FreeBSD mutex must
 //! be set up by `mtx_init(9)` at run time (it registers the lock with
 //! WITNESS under its name). [`KMutex`] therefore starts uninitialised and
@@ -24,15 +33,16 @@ const UNINIT: u8 = 0;
 const INITIALIZING: u8 = 1;
 const READY: u8 = 2;
 
-/// The WITNESS name of every core lock (`lock_api` gives no per-instance
-/// name); WITNESS still tells them apart by address and acquisition order.
-const MTX_NAME: &core::ffi::CStr = c"rzil core";
+/// The WITNESS name of the core's locks (see the module documentation).
+pub const CORE_MTX_NAME: &core::ffi::CStr = c"rzil core";
 /// The name condition variables show in `ps -l`/procstat (wchan).
 const CV_NAME: &core::ffi::CStr = c"rzilcv";
 
 /// A FreeBSD default (sleep) mutex, `MTX_DEF`.
 pub struct KMutex {
     state: AtomicU8,
+    name: &'static core::ffi::CStr,
+    dupok: bool,
     mtx: UnsafeCell<MaybeUninit<ffi::mtx>>,
 }
 
@@ -44,10 +54,22 @@ unsafe impl Sync for KMutex {}
 unsafe impl Send for KMutex {}
 
 impl KMutex {
-    /// An uninitialised mutex; `mtx_init` runs on first lock.
+    /// An uninitialised core mutex; `mtx_init` runs on first lock.
     pub const fn new() -> Self {
         KMutex {
             state: AtomicU8::new(UNINIT),
+            name: CORE_MTX_NAME,
+            dupok: true,
+            mtx: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// A mutex WITNESS knows as `name`, with full lock-order checking.
+    pub const fn named(name: &'static core::ffi::CStr) -> Self {
+        KMutex {
+            state: AtomicU8::new(UNINIT),
+            name,
+            dupok: false,
             mtx: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
@@ -73,7 +95,13 @@ impl KMutex {
                 // other thread touches the storage until READY is
                 // published; the storage does not move (type invariant)
                 // and the name is a static C string.
-                unsafe { ffi::rzil_shim_mtx_init(self.mtx.get().cast(), MTX_NAME.as_ptr()) };
+                unsafe {
+                    ffi::rzil_shim_mtx_init(
+                        self.mtx.get().cast(),
+                        self.name.as_ptr(),
+                        i32::from(self.dupok),
+                    )
+                };
                 self.state.store(READY, Ordering::Release);
             }
             Err(_) => {
@@ -144,6 +172,11 @@ unsafe impl lock_api::RawMutex for KMutex {
 
 /// A `lock_api` mutex over mtx(9).
 pub type Mutex<T> = lock_api::Mutex<KMutex, T>;
+
+/// A platform mutex WITNESS knows as `name`.
+pub const fn named_mutex<T>(name: &'static core::ffi::CStr, value: T) -> Mutex<T> {
+    lock_api::Mutex::from_raw(KMutex::named(name), value)
+}
 /// Its guard.
 pub type MutexGuard<'a, T> = lock_api::MutexGuard<'a, KMutex, T>;
 
