@@ -377,7 +377,7 @@ impl Progress {
 }
 
 fn timed_progress(seconds: f64, label: String) -> impl FnMut(Tick) {
-    let mut progress = Progress::new((seconds * 1000.0) as u64, "{prefix} [{bar:30}] {msg}");
+    let mut progress = Progress::new((seconds * 1000.0) as u64, "[{bar:30}] {msg}");
     move |tick: Tick| {
         progress.update(
             tick.elapsed.as_millis() as u64,
@@ -450,7 +450,7 @@ fn run(args: RunArgs) -> Outcome {
     let volume = open_volume(&args.dev, &device)?;
     let recovered = recover(&volume, args.json);
     let record_bytes = args.record as usize;
-    let recorder = RecordingDevice::new(&volume.device)
+    let recorder = RecordingDevice::covering(&volume.device, volume.superblock.log_end_bytes)
         .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
     let counting = CountingDevice::new(&recorder);
     let ledger = Ledger::new(record_bytes);
@@ -513,7 +513,7 @@ fn run(args: RunArgs) -> Outcome {
         let (image, _) = crasher
             .crash(cut, i)
             .map_err(|e| Failure(format!("crash image: {e}")))?;
-        let verdict = ledger.check_image(image, cut);
+        let verdict = ledger.check_image(&image, cut);
         lost += verdict.acked_lost;
         if !verdict.ok() {
             problems.push(format!("crash state {i}: {verdict}"));
@@ -696,7 +696,7 @@ fn verify(args: VerifyArgs) -> Outcome {
     let volume = open_volume(&args.dev, &args.device)?;
     let recovered = recover(&volume, args.json);
     let record_bytes = args.record as usize;
-    let recorder = RecordingDevice::new(&volume.device)
+    let recorder = RecordingDevice::covering(&volume.device, volume.superblock.log_end_bytes)
         .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
     let ledger = Ledger::new(record_bytes);
     let observe = |seq: u64, block: &[u8]| ledger.observe_block(seq, block);
@@ -741,10 +741,7 @@ fn verify(args: VerifyArgs) -> Outcome {
     let mut totals = Verdict::default();
     let mut failing = 0u64;
     let mut first_failure = None;
-    let mut bar = Progress::new(
-        args.crashes,
-        "{prefix} [{bar:30}] {pos}/{len} crash states {msg}",
-    );
+    let mut bar = Progress::new(args.crashes, "[{bar:30}] {pos}/{len} crash states {msg}");
     for (i, &at) in points.iter().enumerate() {
         let (image, _) = crasher
             .crash(
@@ -752,7 +749,7 @@ fn verify(args: VerifyArgs) -> Outcome {
                 args.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             )
             .map_err(|e| Failure(format!("crash image: {e}")))?;
-        let verdict = ledger.check_image(image, at);
+        let verdict = ledger.check_image(&image, at);
         totals.acked_checked += verdict.acked_checked;
         totals.acked_lost += verdict.acked_lost;
         totals.corrupt += verdict.corrupt;

@@ -265,10 +265,9 @@ impl Recording {
     /// a seeded order, some of them torn at `sector_bytes` granularity.
     fn apply_volatile(
         &self,
-        image: &mut [u8],
+        image: &mut CrashImage<'_>,
         at: CrashPoint,
         bound: CrashPoint,
-        sector_bytes: usize,
         seed: u64,
     ) -> Result<CrashStats, CrashError> {
         // Mix the point into the seed so each cut of one run differs.
@@ -283,36 +282,125 @@ impl Recording {
             volatile_writes: volatile.len(),
             ..CrashStats::default()
         };
+        let sector_bytes = image.sector_bytes;
         for write in volatile {
             if !rng.chance(LAND_CHANCE.0, LAND_CHANCE.1) {
                 stats.dropped += 1;
                 continue;
             }
-            if !rng.chance(TEAR_CHANCE.0, TEAR_CHANCE.1) {
-                Self::apply(image, write)?;
+            let torn = rng.chance(TEAR_CHANCE.0, TEAR_CHANCE.1);
+            if torn {
+                stats.torn += 1;
+            } else {
                 stats.landed_whole += 1;
-                continue;
             }
-            stats.torn += 1;
             // Sector boundaries are absolute device offsets.
             let data = &write.data;
             let mut pos = 0usize;
             while pos < data.len() {
-                let abs = write.offset_bytes as usize + pos;
-                let piece = (sector_bytes - abs % sector_bytes).min(data.len() - pos);
-                if rng.chance(SECTOR_LAND_CHANCE.0, SECTOR_LAND_CHANCE.1) {
-                    let dst =
-                        image
-                            .get_mut(abs..abs + piece)
-                            .ok_or(CrashError::WriteOutsideImage {
-                                offset_bytes: write.offset_bytes,
-                            })?;
-                    dst.copy_from_slice(&data[pos..pos + piece]);
+                let abs = write.offset_bytes + pos as u64;
+                let piece =
+                    (sector_bytes - (abs % sector_bytes as u64) as usize).min(data.len() - pos);
+                if !torn || rng.chance(SECTOR_LAND_CHANCE.0, SECTOR_LAND_CHANCE.1) {
+                    image.overlay_write(abs, &data[pos..pos + piece])?;
                 }
                 pos += piece;
             }
         }
         Ok(stats)
+    }
+}
+
+/// A crash image: the durable contents plus, sector by sector, the
+/// unflushed writes that landed. Reading it is reading the device after the
+/// power cut; nothing is copied but the landed sectors.
+#[derive(Debug)]
+pub struct CrashImage<'a> {
+    durable: &'a [u8],
+    /// Landed sectors by sector index.
+    overlay: std::collections::BTreeMap<u64, Box<[u8]>>,
+    sector_bytes: usize,
+    /// The device's size (the image may cover only its first part; reads
+    /// past the covered part see zeros).
+    size_bytes: u64,
+}
+
+impl CrashImage<'_> {
+    /// Write `data` (inside one sector) at `offset_bytes` into the overlay.
+    fn overlay_write(&mut self, offset_bytes: u64, data: &[u8]) -> Result<(), CrashError> {
+        let sector_bytes = self.sector_bytes as u64;
+        let sector = offset_bytes / sector_bytes;
+        let start = sector * sector_bytes;
+        let end = start + sector_bytes;
+        if end > self.durable.len() as u64 {
+            return Err(CrashError::WriteOutsideImage { offset_bytes });
+        }
+        let durable = &self.durable[start as usize..end as usize];
+        let slot = self.overlay.entry(sector).or_insert_with(|| durable.into());
+        let at = (offset_bytes - start) as usize;
+        slot[at..at + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    /// The whole covered image as bytes (tests, and tools that want a file).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut bytes = self.durable.to_vec();
+        for (&sector, data) in &self.overlay {
+            let start = sector as usize * self.sector_bytes;
+            bytes[start..start + data.len()].copy_from_slice(data);
+        }
+        bytes
+    }
+}
+
+/// Read-only: a crash image is looked at, never written.
+impl BlockIo for CrashImage<'_> {
+    fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    fn sector_size_bytes(&self) -> u32 {
+        self.sector_bytes as u32
+    }
+
+    fn write_at(&self, offset_bytes: u64, buf: &[u8]) -> Result<(), DeviceError> {
+        Err(DeviceError::OutOfRange {
+            offset_bytes,
+            len_bytes: buf.len(),
+            size_bytes: 0,
+        })
+    }
+
+    fn read_at(&self, offset_bytes: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+        let end = offset_bytes.checked_add(buf.len() as u64);
+        if end.is_none_or(|end| end > self.size_bytes) {
+            return Err(DeviceError::OutOfRange {
+                offset_bytes,
+                len_bytes: buf.len(),
+                size_bytes: self.size_bytes,
+            });
+        }
+        let covered = self.durable.len() as u64;
+        let start = offset_bytes.min(covered) as usize;
+        let stop = (offset_bytes + buf.len() as u64).min(covered) as usize;
+        buf[..stop - start].copy_from_slice(&self.durable[start..stop]);
+        buf[stop - start..].fill(0);
+        let sector_bytes = self.sector_bytes as u64;
+        let first = offset_bytes / sector_bytes;
+        let last = (offset_bytes + buf.len() as u64).div_ceil(sector_bytes);
+        for (&sector, data) in self.overlay.range(first..last) {
+            let sector_start = sector * sector_bytes;
+            let from = sector_start.max(offset_bytes);
+            let to = (sector_start + sector_bytes).min(offset_bytes + buf.len() as u64);
+            buf[(from - offset_bytes) as usize..(to - offset_bytes) as usize].copy_from_slice(
+                &data[(from - sector_start) as usize..(to - sector_start) as usize],
+            );
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), DeviceError> {
+        Ok(())
     }
 }
 
@@ -340,7 +428,16 @@ impl<D: BlockIo> RecordingDevice<D> {
     /// Wrap `inner`, taking a copy of its current contents as the base
     /// every crash image starts from.
     pub fn new(inner: D) -> Result<RecordingDevice<D>, DeviceError> {
-        let size_bytes = usize::try_from(inner.size_bytes()).unwrap_or(usize::MAX);
+        let size_bytes = inner.size_bytes();
+        RecordingDevice::covering(inner, size_bytes)
+    }
+
+    /// Like [`new`](Self::new), but record (and image) only the first
+    /// `covered_bytes` of the device, e.g. up to the end of the log region
+    /// of a large disk. Writes beyond it are refused.
+    pub fn covering(inner: D, covered_bytes: u64) -> Result<RecordingDevice<D>, DeviceError> {
+        let size_bytes =
+            usize::try_from(covered_bytes.min(inner.size_bytes())).unwrap_or(usize::MAX);
         if size_bytes > RECORDED_BYTES_MAX {
             return Err(DeviceError::RecordingFull {
                 limit_bytes: RECORDED_BYTES_MAX,
@@ -376,13 +473,15 @@ impl<D: BlockIo> RecordingDevice<D> {
         self.recording.lock().fold()
     }
 
-    /// The image a power cut at `at` may leave, for `seed`.
+    /// The image a power cut at `at` may leave, for `seed`, as bytes.
     pub fn crash_image(
         &self,
         at: CrashPoint,
         seed: u64,
     ) -> Result<(Vec<u8>, CrashStats), CrashError> {
-        self.crasher().crash(at, seed)
+        let mut crasher = self.crasher();
+        let (image, stats) = crasher.crash(at, seed)?;
+        Ok((image.to_vec(), stats))
     }
 
     /// An incremental image builder for ascending crash points: it applies
@@ -408,6 +507,14 @@ impl<D: BlockIo> BlockIo for RecordingDevice<D> {
     }
 
     fn write_at(&self, offset_bytes: u64, buf: &[u8]) -> Result<(), DeviceError> {
+        let covered_bytes = self.recording.lock().base.len() as u64;
+        if offset_bytes.saturating_add(buf.len() as u64) > covered_bytes {
+            return Err(DeviceError::OutOfRange {
+                offset_bytes,
+                len_bytes: buf.len(),
+                size_bytes: covered_bytes,
+            });
+        }
         let id = self.recording.lock().write_begin(offset_bytes, buf)?;
         self.inner.write_at(offset_bytes, buf)?;
         self.recording.lock().write_end(id);
@@ -445,7 +552,7 @@ impl<D: BlockIo> Crasher<'_, D> {
         &mut self,
         at: CrashPoint,
         seed: u64,
-    ) -> Result<(Vec<u8>, CrashStats), CrashError> {
+    ) -> Result<(CrashImage<'_>, CrashStats), CrashError> {
         let recording = self.device.recording.lock();
         if at > recording.events() {
             return Err(CrashError::PointOutOfRange {
@@ -484,9 +591,13 @@ impl<D: BlockIo> Crasher<'_, D> {
             Recording::apply(&mut self.durable, write)?;
             self.applied.insert(id);
         }
-        let mut image = self.durable.clone();
-        let sector_bytes = self.device.sector_size_bytes().max(1) as usize;
-        let stats = recording.apply_volatile(&mut image, at, bound, sector_bytes, seed)?;
+        let mut image = CrashImage {
+            durable: &self.durable,
+            overlay: std::collections::BTreeMap::new(),
+            sector_bytes: self.device.sector_size_bytes().max(1) as usize,
+            size_bytes: self.device.size_bytes(),
+        };
+        let stats = recording.apply_volatile(&mut image, at, bound, seed)?;
         Ok((image, stats))
     }
 }
@@ -622,7 +733,8 @@ mod tests {
         }
         let mut crasher = dev.crasher();
         for (n, &at) in points.iter().enumerate() {
-            let incremental = crasher.crash(at, n as u64).unwrap();
+            let (image, stats) = crasher.crash(at, n as u64).unwrap();
+            let incremental = (image.to_vec(), stats);
             assert_eq!(
                 incremental,
                 dev.crash_image(at, n as u64).unwrap(),
@@ -630,7 +742,7 @@ mod tests {
             );
         }
         assert_eq!(
-            crasher.crash(0, 0),
+            crasher.crash(0, 0).map(|(_, stats)| stats),
             Err(CrashError::PointBackwards {
                 at: 0,
                 previous: *points.last().unwrap()
@@ -679,6 +791,35 @@ mod tests {
             folded.crash_image(fold_point - 1, 0),
             Err(CrashError::PointFolded { .. })
         ));
+    }
+
+    #[test]
+    fn crash_image_reads_match_its_bytes_everywhere() {
+        let dev = recorder(64 * 1024);
+        let mut rng = Xoshiro256::new(9);
+        for i in 0..30u64 {
+            let offset = rng.below(60 * 1024);
+            let len = 1 + rng.below(4096) as usize;
+            dev.write_at(offset, &vec![(i + 1) as u8; len]).unwrap();
+            if rng.chance(1, 4) {
+                dev.flush().unwrap();
+            }
+        }
+        // Unaligned and unflushed: lands partly, by sector.
+        dev.write_at(1000, &[0xee; 3000]).unwrap();
+        let mut crasher = dev.crasher();
+        let (image, stats) = crasher.crash(dev.mark(), 3).unwrap();
+        assert!(stats.volatile_writes > 0);
+        let bytes = image.to_vec();
+        for _ in 0..200 {
+            let offset = rng.below(64 * 1024);
+            let len = rng.below(64 * 1024 - offset + 1) as usize;
+            let mut buf = vec![0u8; len];
+            image.read_at(offset, &mut buf).unwrap();
+            assert_eq!(buf, bytes[offset as usize..offset as usize + len]);
+        }
+        assert!(image.read_at(64 * 1024 - 1, &mut [0u8; 2]).is_err());
+        assert!(image.write_at(0, &[1]).is_err());
     }
 
     #[test]

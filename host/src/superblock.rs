@@ -46,6 +46,11 @@ pub const SLOT_OFFSETS_BYTES: [u64; 2] = [0, SLOT_BYTES as u64];
 /// Where the log region starts: after the slots, aligned to the largest
 /// log block so every block offset is naturally aligned.
 pub const LOG_REGION_START_BYTES: u64 = 128 * 1024;
+/// The largest log region we format. A log holds only what is not yet
+/// checkpointed (the checkpoint actor frees blocks once a quarter of the
+/// region is used), so more space buys nothing, and a bounded region keeps
+/// the crash recorder's copy of it bounded on large disks.
+pub const LOG_REGION_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// How much of a device's start we read to tell blank from foreign: covers
 /// the ZFS label's first uberblocks (at 128 KiB) and btrfs's superblock (at
 /// 64 KiB).
@@ -221,7 +226,8 @@ impl Superblock {
             generation: 0,
             device_size_bytes,
             log_start_bytes: LOG_REGION_START_BYTES,
-            log_end_bytes: device_size_bytes - device_size_bytes % DIRECT_IO_ALIGN_BYTES as u64,
+            log_end_bytes: (device_size_bytes - device_size_bytes % DIRECT_IO_ALIGN_BYTES as u64)
+                .min(LOG_REGION_START_BYTES + LOG_REGION_BYTES_MAX),
             chain_head: None,
             chain_verifier,
             checkpoint_lr_seq: 0,
@@ -606,6 +612,19 @@ mod tests {
             panic!("data not detected");
         };
         assert!(what.contains("offset 70000"), "{what}");
+    }
+
+    #[test]
+    fn the_log_region_is_capped_on_large_devices() {
+        let sb = Superblock::fresh(1 << 40, VERIFIER).unwrap();
+        assert_eq!(sb.log_start_bytes, LOG_REGION_START_BYTES);
+        assert_eq!(
+            sb.log_end_bytes,
+            LOG_REGION_START_BYTES + LOG_REGION_BYTES_MAX
+        );
+        assert_eq!(sb.device_size_bytes, 1 << 40);
+        let small = Superblock::fresh(DEVICE_BYTES as u64 + 100, VERIFIER).unwrap();
+        assert_eq!(small.log_end_bytes, DEVICE_BYTES as u64);
     }
 
     #[test]

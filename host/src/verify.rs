@@ -21,7 +21,7 @@ use rzil::format::{
 
 use crate::backend::{check_pattern, RecordId};
 use crate::crashdev::CrashPoint;
-use crate::device::{BlockIo, MemDevice};
+use crate::device::BlockIo;
 use crate::platform::HOST_VDEV;
 use crate::ring::BLOCK_SIZE_BYTES_MIN;
 use crate::superblock::{self, Probe, Superblock};
@@ -330,10 +330,9 @@ impl Ledger {
         });
     }
 
-    /// Check one crash image taken at `at`.
-    pub fn check_image(&self, image: Vec<u8>, at: CrashPoint) -> Verdict {
-        let dev = MemDevice::from_image(image);
-        let superblock = match superblock::probe(&dev) {
+    /// Check one crash image (a device after the power cut) taken at `at`.
+    pub fn check_image(&self, dev: &dyn BlockIo, at: CrashPoint) -> Verdict {
+        let superblock = match superblock::probe(dev) {
             Ok(Probe::Ours { superblock, .. }) => superblock,
             Ok(other) => {
                 return Verdict {
@@ -348,7 +347,7 @@ impl Ledger {
                 }
             }
         };
-        let replayed = replay(&dev, &superblock);
+        let replayed = replay(dev, &superblock);
         let written = self.written.lock();
         let mut verdict = Verdict {
             replayed: replayed.pieces.len() as u64 + replayed.other_records,
@@ -405,6 +404,7 @@ mod tests {
     use super::*;
     use crate::backend::{drive, CommitError, DriveConfig, SyncLog};
     use crate::crashdev::RecordingDevice;
+    use crate::device::MemDevice;
     use crate::platform::{with_host_log, HostOptions};
     use crate::rng::Xoshiro256;
     use crate::superblock::format as format_device;
@@ -486,7 +486,7 @@ mod tests {
             .enumerate()
             .map(|(i, &at)| {
                 let (image, _) = crasher.crash(at, seed ^ i as u64).unwrap();
-                ledger.check_image(image, at)
+                ledger.check_image(&image, at)
             })
             .collect();
         (verdicts, ledger.acked() as u64)
@@ -562,14 +562,14 @@ mod tests {
         .0;
         // Point the superblock back at the very first block with nothing
         // checkpointed: recovery must replay every acknowledged record.
-        let with_first_head = |mut image: Vec<u8>| {
-            let d = MemDevice::from_image(std::mem::take(&mut image));
+        let with_first_head = |image: Vec<u8>| {
+            let d = MemDevice::from_image(image);
             let mut sb = first;
             sb.checkpoint_lr_seq = 0;
             crate::superblock::format(&d, &mut sb).unwrap();
-            d.snapshot()
+            d
         };
-        let verdict = ledger.check_image(with_first_head(image.clone()), 0);
+        let verdict = ledger.check_image(&with_first_head(image.clone()), 0);
         assert!(verdict.ok(), "{verdict}");
         assert_eq!(verdict.acked_checked, ledger.acked() as u64);
         assert!(
@@ -581,7 +581,7 @@ mod tests {
         let head = first.chain_head.expect("head");
         let mut damaged = image;
         damaged[head.offset_bytes as usize + 184 + 192 + 10] ^= 0xff;
-        let verdict = ledger.check_image(with_first_head(damaged), 0);
+        let verdict = ledger.check_image(&with_first_head(damaged), 0);
         assert!(verdict.acked_lost > 0, "{verdict}");
         assert_eq!(verdict.chain_end, "block-rejected");
     }
