@@ -943,7 +943,7 @@ fn dump_lone_block(device: &ReadOnlyDevice, path: &Path, printer: &mut DumpPrint
     let size = device.size_bytes();
     let not_a_block = || {
         Failure(format!(
-            "{}: neither an rzil device nor a single OpenZFS log block",
+            "{}: not an rzil device, nor one OpenZFS log block whose verifier can be inferred (no log-block magic, or a hole next pointer)",
             path.display()
         ))
     };
