@@ -15,6 +15,12 @@ pub const LWB_BLOCK_SIZE_MIN_BYTES: u32 = 4096;
 /// Largest log block (`zil_maxblocksize`, `SPA_OLD_MAXBLOCKSIZE`).
 pub const LWB_BLOCK_SIZE_MAX_BYTES: u32 = 128 * 1024;
 
+/// Smallest log region a platform may give a log: the open tail's block
+/// plus the largest successor plus one block in flight, so closing the tail
+/// can always succeed once checkpoints have freed what is FLUSH_DONE. A
+/// smaller region can leave a commit waiting for space forever.
+pub const LOG_SPACE_MIN_BYTES: u64 = 3 * LWB_BLOCK_SIZE_MAX_BYTES as u64;
+
 /// Allocation granularity of log blocks: block sizes are multiples of this.
 pub const LWB_BLOCK_ALIGN_BYTES: u32 = 4096;
 

@@ -156,12 +156,10 @@ impl MemPlatform {
             let mut st = self.st();
             let p = st.pending.remove(i);
             match (p.io.kind(), &p.write) {
-                (IoKind::Write, Some((addr, data))) => {
-                    if result.is_ok() {
-                        st.cache
-                            .insert((addr.vdev, addr.offset_bytes), data.clone());
-                        st.written_seqs.push(p.io.lwb_seq());
-                    }
+                (IoKind::Write, Some((addr, data))) if result.is_ok() => {
+                    st.cache
+                        .insert((addr.vdev, addr.offset_bytes), data.clone());
+                    st.written_seqs.push(p.io.lwb_seq());
                 }
                 (IoKind::Flush { vdev }, _) => {
                     let covers = st

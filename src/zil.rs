@@ -426,6 +426,60 @@ impl<P: Platform> LogState<P> {
         }
     }
 
+    /// After a failure: finish waiter `w` with [`Error::LogFailed`] if it is
+    /// unlinked or linked to an lwb that was never issued. Returns whether
+    /// it did.
+    fn fail_unissued_waiter(&mut self, w: WaiterId, state: WaiterState) -> bool {
+        match state {
+            WaiterState::Unlinked => {}
+            WaiterState::Linked(seq) => {
+                let Some(i) = self.index_of_seq(seq) else {
+                    return false;
+                };
+                if self.obj(i).state >= LwbState::Ready {
+                    return false;
+                }
+                // Unlink from the lwb's list (bounded by the table size).
+                let mut prev: Option<u16> = None;
+                let mut cur = self.obj(i).waiters_head;
+                for _ in 0..COMMIT_WAITERS_MAX {
+                    let Some(c) = cur else { break };
+                    let next = self.waiters.slots[usize::from(c)].next;
+                    if c == w.slot {
+                        match prev {
+                            None => self.obj(i).waiters_head = next,
+                            Some(p) => self.waiters.slots[usize::from(p)].next = next,
+                        }
+                        self.obj(i).waiters -= 1;
+                        break;
+                    }
+                    prev = cur;
+                    cur = next;
+                }
+            }
+            WaiterState::Done(_) | WaiterState::Free => return false,
+        }
+        if let Ok(s) = self.waiters.get(w) {
+            s.state = WaiterState::Done(Err(Error::LogFailed));
+            s.next = None;
+        }
+        true
+    }
+
+    /// Fail every lwb not yet FLUSH_DONE (the oldest such and all later).
+    fn fail_inflight(&mut self) {
+        let first = self
+            .lwbs
+            .iter()
+            .find(|o| o.state < LwbState::FlushDone)
+            .map(|o| o.id.seq);
+        if let Some(f) = first {
+            if self.failed_at_seq.is_none_or(|cur| f < cur) {
+                self.failed_at_seq = Some(f);
+            }
+        }
+    }
+
     /// Link waiter `w` to lwb index `i` (`zil_commit_waiter_link_lwb`).
     fn link_waiter(&mut self, w: WaiterId, i: usize, deadline_ns: u64) -> Result<(), Error> {
         let head = {
@@ -1325,7 +1379,16 @@ impl<P: Platform> Zil<P> {
                             log.nowritecache |= vdev_bit(vdev);
                             None
                         }
-                        Err(e) => Some(Error::Io(e)),
+                        Err(e) => {
+                            // A failed flush may have lost any write the
+                            // device had cached, including those of lwbs
+                            // whose own flushes are still in flight and may
+                            // yet "succeed" ("fsyncgate"): fail every lwb
+                            // that is not FLUSH_DONE.
+                            log.fail_inflight();
+                            self.failed.store(true, Ordering::Release);
+                            Some(Error::Io(e))
+                        }
                     };
                     let _ = events.push(ZioEvent::RootChildDone(seq, err));
                 }
@@ -1529,8 +1592,19 @@ impl<P: Platform> Zil<P> {
     /// The commit timeout of waiter `w` passed (`zil_commit_waiter_timeout`):
     /// if its lwb is still the open tail, close and issue it now; if the
     /// waiter was never linked (back-pressure), run the commit again.
+    ///
+    /// Once the log has failed, a waiter whose records were never issued
+    /// (unlinked, or linked to the open tail) is failed here instead: its
+    /// records will never be written.
     pub fn waiter_timeout(&self, w: WaiterId) -> Result<(), Error> {
-        let state = self.log.lock().waiters.get(w)?.state;
+        let state = {
+            let mut log = self.log.lock();
+            let state = log.waiters.get(w)?.state;
+            if self.failed.load(Ordering::Acquire) && log.fail_unissued_waiter(w, state) {
+                return Ok(());
+            }
+            state
+        };
         match state {
             WaiterState::Unlinked => {
                 self.commit_writer(w, false);
