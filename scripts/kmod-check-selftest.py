@@ -12,8 +12,10 @@ real kmod/rzil.ko passes.
   3. copies of rzil.ko with one defect each (OS/ABI byte cleared; one
      relocation turned into R_X86_64_32; a kernel symbol defined locally):
      must fail exactly elf, relocs and symbols respectively;
-  4. an allowlist naming a symbol no FreeBSD header declares: symbols;
-  5. rzil.ko itself: must pass every check.
+  4. a FreeBSD kernel-flags C object whose entry point chains two frames
+     each under the frame limit into a chain over the chain limit: stack;
+  5. an allowlist naming a symbol no FreeBSD header declares: symbols;
+  6. rzil.ko itself: must pass every check.
 
 Needs `make kmod` first (rzil.ko and the cached headers).  Python 3
 standard library only; prints 'N passed, N failed'.
@@ -55,6 +57,22 @@ int big(int i) {
 	return b[i / 2];
 }
 int hello(void) { return printf("hello %d\n", counter); }
+"""
+
+# Two frames under the 8 KiB frame limit whose chain is over 12 KiB.
+CHAIN_C = r"""
+int leaf7k(volatile char *p);
+__attribute__((noinline)) int leaf7k(volatile char *p) {
+	volatile char b[7000];
+	b[p[0]] = 1;
+	return b[p[1]];
+}
+int rzil_ioctl(int i);
+int rzil_ioctl(int i) {
+	volatile char b[6500];
+	b[i] = 2;
+	return leaf7k(b);
+}
 """
 
 USER_RS = r"""
@@ -138,6 +156,19 @@ def main():
         expect("linux-gnu C object (SSE, red zone, GOT, printf, 20 KB frame)",
                got, {"elf", "sets", "metadata", "relocs", "simd", "redzone",
                      "stack", "symbols"}, out)
+
+        chain_src = os.path.join(tmp, "chain.c")
+        chain_obj = os.path.join(tmp, "chain.o")
+        open(chain_src, "w").write(CHAIN_C)
+        subprocess.run(["clang-19", "-target", "x86_64-unknown-freebsd15.0",
+                        "-O1", "-mno-red-zone", "-mno-sse", "-msoft-float",
+                        "-mcmodel=kernel", "-ffreestanding", "-c", chain_src,
+                        "-o", chain_obj], check=True)
+        got, out = run_check(chain_obj)
+        chain_failed = "stack" in got and "call chain" in out and \
+            "allocates" not in out
+        expect("6.5 KB + 7 KB frames chained from an entry point",
+               got & {"stack"} if chain_failed else set(), {"stack"}, out)
 
         rs_src = os.path.join(tmp, "user.rs")
         rs_obj = os.path.join(tmp, "user_rs.o")

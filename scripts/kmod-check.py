@@ -20,7 +20,10 @@ sys/amd64/amd64/elf_machdep.c) and kernel code generation require:
   redzone    no memory access below %rsp (amd64 kernel code runs without a
              red zone: an interrupt would overwrite it)
   stack      no stack frame above --stack-frame-bytes-max (kernel stacks are
-             16 KiB on amd64), unless waived by name in --stack-waivers
+             16 KiB on amd64), and no call chain from an entry point the
+             kernel calls (ioctl, module event, taskqueue, GEOM callbacks)
+             deeper than --stack-chain-bytes-max, following direct calls
+             inside the module; unless waived by name in --stack-waivers
   symbols    every undefined symbol is on the allowlist of kernel symbols,
              each allowlisted symbol is declared in the FreeBSD headers, and
              the module defines none of them itself (a local definition would
@@ -92,6 +95,13 @@ REQUIRED_SETS = (
 # amd64 KSTACK_PAGES is 4: 16 KiB for a whole call chain, interrupts
 # included.  One frame may take at most half of it.
 STACK_FRAME_BYTES_MAX_DEFAULT = 8192
+# A whole chain inside the module may use 12 KiB: the rest is for the
+# system call or taskqueue frames above it and kernel functions below it.
+STACK_CHAIN_BYTES_MAX_DEFAULT = 12288
+RETURN_ADDRESS_BYTES = 8
+# Functions the kernel calls into the module through pointers.
+ENTRY_POINTS = ("rzil_ioctl", "rzil_modevent", "rzil_done_task",
+                "rzil_bio_done", "rzil_orphan", "rzil_sysctl_pct")
 STACK_PROBE_STEP_BYTES = 0x1000
 
 SIMD_REGISTER = re.compile(r"%(?:[xyz]mm\d+|mm\d|st(?:\(\d\))?|k[0-7])\b")
@@ -347,7 +357,10 @@ def check_relocs(elf, rep):
 
 
 def disassemble(path, objdump):
-    out = subprocess.run([objdump, "-d", "--no-show-raw-insn", path],
+    """{function: [(address, mnemonic, operands, relocation symbol)]} from
+    llvm-objdump -dr (the symbol is that of a relocation applied inside the
+    instruction, if any)."""
+    out = subprocess.run([objdump, "-dr", "-C", "--no-show-raw-insn", path],
                          check=True, capture_output=True, text=True).stdout
     funcs = collections.OrderedDict()
     current = None
@@ -357,17 +370,23 @@ def disassemble(path, objdump):
             current = m.group(1)
             funcs.setdefault(current, [])
             continue
+        m = re.match(r"^\s*[0-9a-f]+:\s+R_X86_64_\w+\s+(\S+?)(?:[-+]0x[0-9a-f]+)?$",
+                     line)
+        if m and current is not None and funcs[current]:
+            addr, mnem, ops, _ = funcs[current][-1]
+            funcs[current][-1] = (addr, mnem, ops, m.group(1))
+            continue
         m = re.match(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$", line)
         if m and current is not None:
             funcs[current].append((m.group(1), m.group(2),
-                                   m.group(3).split("#")[0].strip()))
+                                   m.group(3).split("#")[0].strip(), None))
     return funcs
 
 
 def check_code(funcs, rep):
     simd = redzone = 0
     for fn, insns in funcs.items():
-        for addr, mnem, ops in insns:
+        for addr, mnem, ops, _rel in insns:
             if SIMD_MNEMONIC.match(mnem) or SIMD_REGISTER.search(ops):
                 simd += 1
                 if simd <= 10:
@@ -391,7 +410,7 @@ def frame_bytes(insns):
     %rsp - M computed in %r11, then subtracts the rest)."""
     probe_target = 0
     total = 0
-    for _addr, mnem, ops in insns[:64]:
+    for _addr, mnem, ops, _rel in insns[:64]:
         m = re.match(r"\$0x([0-9a-f]+), %(r11|rsp)$", ops)
         if not m or not mnem.startswith("sub"):
             continue
@@ -403,6 +422,75 @@ def frame_bytes(insns):
         else:
             total += n
     return total + probe_target
+
+
+def pushes_bytes(insns):
+    n = 0
+    for _addr, mnem, _ops, _rel in insns[:16]:
+        if mnem.startswith("push"):
+            n += 1
+    return n * POINTER_BYTES
+
+
+def call_graph(funcs):
+    """Direct calls and tail jumps between the module's functions:
+    {caller: {callee}}. A call inside one section is already resolved in
+    the listing (`call 0x... <name>`); one across sections carries an
+    R_X86_64_PLT32 relocation naming the callee. Calls through pointers
+    are not followed."""
+    edges = collections.defaultdict(set)
+    for f, insns in funcs.items():
+        for _addr, mnem, ops, rel in insns:
+            if not (mnem.startswith("call") or mnem.startswith("jmp")):
+                continue
+            m = re.search(r"<(.+)>$", ops)
+            inner = m.group(1) if m else None
+            if inner and re.search(r"\+0x[0-9a-f]+$", inner):
+                inner = None  # a jump inside a function
+            target = rel if rel in funcs else inner
+            if target in funcs and target != f:
+                edges[f].add(target)
+    return edges
+
+
+def check_chains(funcs, rep, limit, waivers):
+    edges = call_graph(funcs)
+    own = {f: frame_bytes(i) + pushes_bytes(i) + RETURN_ADDRESS_BYTES
+           for f, i in funcs.items()}
+    memo = {}
+
+    def deepest(f, stack):
+        if f in memo:
+            return memo[f]
+        if f in stack:
+            rep.note("recursion through %s: its depth is not bounded by the "
+                     "check" % short(f))
+            return (0, [])
+        best = (0, [])
+        for c in edges.get(f, ()):
+            d = deepest(c, stack | {f})
+            if d[0] > best[0]:
+                best = d
+        memo[f] = (own.get(f, 0) + best[0], [f] + best[1])
+        return memo[f]
+
+    chains = []
+    for entry in ENTRY_POINTS:
+        if entry not in funcs:
+            continue
+        depth, path = deepest(entry, frozenset())
+        chains.append((depth, entry, path))
+        if depth <= limit:
+            continue
+        waived = [w for w in waivers if any(w[0] in f for f in path)]
+        where = " -> ".join(short(f, 32) for f in path)
+        if waived:
+            rep.note("WAIVED call chain of %d bytes from %s: %s (%s)"
+                     % (depth, entry, where, waived[0][1]))
+        else:
+            rep.fail("stack", "call chain of %d bytes from %s (limit %d): %s"
+                     % (depth, entry, limit, where))
+    return chains
 
 
 def check_stack(funcs, rep, limit, waivers):
@@ -524,9 +612,18 @@ def size_report(path, elf, undefined, frames, reloc_counts, debug_path):
 
 
 def short(name, width=48):
-    m = re.findall(r"\d+([A-Za-z_]\w*)", name) if name.startswith("_R") else []
-    name = "::".join(m[-2:]) if m else name
-    return name if len(name) <= width else name[:width - 3] + "..."
+    """A demangled Rust name without generic arguments or crate paths:
+    `<rzil::zil::Zil<K>>::io_done` becomes `Zil::io_done`."""
+    while True:
+        simpler = re.sub(r"<([^<>]*)>::",
+                         lambda m: m.group(1).split(" as ")[0]
+                         .split("::")[-1] + "::", name)
+        simpler = re.sub(r"<[^<>]*>(?!::)", "", simpler)
+        if simpler == name:
+            break
+        name = simpler
+    name = name.strip(":")
+    return name if len(name) <= width else "..." + name[-(width - 3):]
 
 
 def main(argv=None):
@@ -543,6 +640,8 @@ def main(argv=None):
     ap.add_argument("--objdump", default="llvm-objdump-19")
     ap.add_argument("--stack-frame-bytes-max", type=int,
                     default=STACK_FRAME_BYTES_MAX_DEFAULT)
+    ap.add_argument("--stack-chain-bytes-max", type=int,
+                    default=STACK_CHAIN_BYTES_MAX_DEFAULT)
     ap.add_argument("--stack-waivers", default=None,
                     help="file of 'substring  reason' lines")
     ap.add_argument("--quiet", action="store_true")
@@ -572,6 +671,7 @@ def main(argv=None):
                 parts = line.split(None, 1)
                 waivers.append((parts[0], parts[1] if len(parts) > 1 else ""))
     frames = check_stack(funcs, rep, args.stack_frame_bytes_max, waivers)
+    chains = check_chains(funcs, rep, args.stack_chain_bytes_max, waivers)
     undefined, _defined = check_symbols(elf, rep, allow_path, args.headers)
 
     if not args.quiet:
@@ -579,6 +679,8 @@ def main(argv=None):
             print("note: %s" % n)
         size_report(args.module, elf, undefined, frames, reloc_counts,
                     args.module + ".debug")
+        print("  deepest chains  %s" % ", ".join(
+            "%s %d" % (e, d) for d, e, _p in sorted(chains, reverse=True)))
     checks = ("elf", "sets", "metadata", "relocs", "simd", "redzone", "stack",
               "symbols")
     for c in checks:
