@@ -18,7 +18,7 @@ use rzil_host::backend::{drive, CountingDevice, DriveConfig, DriveResult, Record
 use rzil_host::crashdev::{CrashPoint, RecordingDevice};
 use rzil_host::device::{OpenOptionsLog, ReadOnlyDevice, DIRECT_IO_ALIGN_BYTES};
 use rzil_host::naive::{self, NAIVE_RECORD_BYTES_MAX};
-use rzil_host::platform::{with_host_log, HostOptions};
+use rzil_host::platform::{with_host_log, HostEnd, HostOptions};
 use rzil_host::rng::Xoshiro256;
 use rzil_host::superblock::{self, Probe};
 use rzil_host::units::{self, format_size_bytes};
@@ -425,6 +425,15 @@ fn recover(volume: &Volume, quiet: bool) -> Recovered {
     }
 }
 
+/// A log whose commits all succeeded can still fail to close cleanly (its
+/// last checkpoint could not be persisted): that is an error too.
+fn unclean_close(dev: &Path, end: &HostEnd) -> Outcome {
+    match &end.failure {
+        Some(why) => Err(Failure(format!("{}: {why}", dev.display()))),
+        None => Ok(()),
+    }
+}
+
 /// How many crash images `rzil run` checks at its power cut.
 pub const RUN_CRASH_STATES: u64 = 16;
 
@@ -503,6 +512,7 @@ fn run(args: RunArgs) -> Outcome {
     )
     .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
     let (result, cut, flushes) = body?;
+    unclean_close(&args.dev, &end)?;
 
     // The power cut: several images of the device at the end of the run,
     // each keeping a different seeded subset of the unflushed writes.
@@ -640,6 +650,7 @@ fn bench(args: BenchArgs) -> Outcome {
         )
         .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
         let result = result.map_err(|e| Failure(format!("{}: rzil: {e}", args.dev.display())))?;
+        unclean_close(&args.dev, &end)?;
         (superblock, slot) = (end.superblock, end.slot);
         first_lr_seq = superblock.checkpoint_lr_seq;
         let (_, flushes) = counting.counts();
@@ -706,7 +717,7 @@ fn verify(args: VerifyArgs) -> Outcome {
         record_bytes,
     };
     let mut progress = timed_progress(args.seconds, "recording".into());
-    let (result, _end) = with_host_log(
+    let (result, end) = with_host_log(
         &recorder,
         volume.superblock,
         volume.slot,
@@ -731,6 +742,7 @@ fn verify(args: VerifyArgs) -> Outcome {
     )
     .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
     let result = result.map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
+    unclean_close(&args.dev, &end)?;
     let events = recorder.mark();
     let mut rng = Xoshiro256::new(args.seed);
     let mut points: Vec<CrashPoint> = (0..args.crashes)

@@ -775,7 +775,7 @@ impl HostOptions {
 }
 
 /// How a host log ended.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct HostEnd {
     /// The platform's counters.
     pub stats: PlatformStats,
@@ -785,13 +785,18 @@ pub struct HostEnd {
     pub superblock: Superblock,
     /// The slot holding it.
     pub slot: usize,
+    /// Why the log stopped early or could not close cleanly, if it did
+    /// (a failed checkpoint or final superblock update).
+    pub failure: Option<String>,
 }
 
 /// Start a log on `dev` (formatted with `superblock`, newest copy in
 /// `slot`), persist its first chain head, run `body` with it while the
 /// completion threads and the checkpoint actor run, then drain the I/O,
 /// take a final checkpoint (a clean close: everything acknowledged is
-/// covered) and stop. Returns `body`'s result and how the log ended.
+/// covered) and stop. Returns `body`'s result and how the log ended
+/// ([`HostEnd::failure`] says if it did not close cleanly); an error only
+/// if the log could not start.
 pub fn with_host_log<'d, R>(
     dev: &'d dyn BlockIo,
     superblock: Superblock,
@@ -854,19 +859,19 @@ pub fn with_host_log<'d, R>(
     });
     // Every completion thread has drained the queue and exited: nothing is
     // in flight, so this checkpoint covers every acknowledged record.
-    let closed = if log.failure().is_none() {
-        log.checkpoint()
-    } else {
-        Ok(())
-    };
+    if log.failure().is_none() {
+        if let Err(error) = log.checkpoint() {
+            log.fail(format!("final checkpoint failed: {error}"));
+        }
+    }
     let state = *log.superblock.lock();
     let end = HostEnd {
         stats: platform.stats(),
         core: log.zil.stats(),
         superblock: state.superblock,
         slot: state.slot,
+        failure: log.failure(),
     };
-    closed?;
     Ok((result, end))
 }
 
@@ -1004,5 +1009,101 @@ mod tests {
         assert_eq!(seen.len() as u64, end.stats.writes);
         assert!(seen.iter().all(|&(_, len)| len % 4096 == 0));
         let _ = check_pattern;
+    }
+
+    /// Fails every flush after the first `ok_flushes`.
+    struct FailingFlushes<'a> {
+        inner: &'a dyn BlockIo,
+        ok_flushes: AtomicU64,
+    }
+
+    impl BlockIo for FailingFlushes<'_> {
+        fn size_bytes(&self) -> u64 {
+            self.inner.size_bytes()
+        }
+        fn sector_size_bytes(&self) -> u32 {
+            self.inner.sector_size_bytes()
+        }
+        fn write_at(&self, offset_bytes: u64, buf: &[u8]) -> Result<(), DeviceError> {
+            self.inner.write_at(offset_bytes, buf)
+        }
+        fn read_at(&self, offset_bytes: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+            self.inner.read_at(offset_bytes, buf)
+        }
+        fn flush(&self) -> Result<(), DeviceError> {
+            let left = self.ok_flushes.load(Ordering::Relaxed);
+            if left == 0 {
+                return Err(DeviceError::Io {
+                    path: "failing".into(),
+                    op: "fdatasync",
+                    source: std::io::Error::from_raw_os_error(libc::EIO),
+                });
+            }
+            self.ok_flushes.store(left - 1, Ordering::Relaxed);
+            self.inner.flush()
+        }
+    }
+
+    #[test]
+    fn a_failed_flush_fails_the_commits_and_every_ack_is_durable() {
+        use crate::backend::RecordId;
+        use crate::crashdev::RecordingDevice;
+        use crate::verify::Ledger;
+        let (dev, sb, slot) = formatted();
+        let recorder = RecordingDevice::new(dev).unwrap();
+        let failing = FailingFlushes {
+            inner: &recorder,
+            // The first superblock update, then a few commits' worth.
+            ok_flushes: AtomicU64::new(20),
+        };
+        let ledger = Ledger::new(4096);
+        let observe = |seq: u64, block: &[u8]| ledger.observe_block(seq, block);
+        let config = DriveConfig {
+            threads: 4,
+            duration: Duration::from_secs(10),
+            record_bytes: 4096,
+        };
+        let began = Instant::now();
+        let (result, end) = with_host_log(
+            &failing,
+            sb,
+            slot,
+            HostOptions::for_direct(false, 0),
+            Some(&observe),
+            |log| {
+                drive(
+                    log,
+                    config,
+                    &|c, s| {
+                        ledger.ack(
+                            RecordId {
+                                committer: c as u32,
+                                seq: s,
+                            },
+                            recorder.mark(),
+                        )
+                    },
+                    &mut |_| {},
+                )
+            },
+        )
+        .unwrap();
+        let error = result.expect_err("commits kept succeeding with a failing flush");
+        assert!(
+            error.to_string().contains("Io") || error.to_string().contains("failed"),
+            "{error}"
+        );
+        // It stopped at the failure, not at the end of the 10 s run.
+        assert!(began.elapsed() < Duration::from_secs(5));
+        assert!(end.core.lwb_errors > 0 || end.failure.is_some(), "{end:?}");
+        // Whatever was acknowledged survives every power cut after it:
+        // no acknowledgement rode on a failed flush.
+        let at = recorder.mark();
+        let mut crasher = recorder.crasher();
+        for seed in 0..8 {
+            let (image, _) = crasher.crash(at, seed).unwrap();
+            let verdict = ledger.check_image(&image, at);
+            assert!(verdict.ok(), "{verdict}");
+        }
     }
 }
