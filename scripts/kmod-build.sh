@@ -18,9 +18,10 @@
 # kmod/target).  Prints the times of each step.
 #
 # `kmod-build.sh lint` instead checks the kernel crate the way the host
-# workspace is checked (rustfmt --check; clippy -D warnings, run by
+# workspace is checked (rustfmt --check; clippy -D warnings; the unit tests
+# of its pure parts, the log-block ring and the state tracer), run by
 # rustup's stable toolchain for the host target, since Debian's rustc-web
-# ships no clippy): the same source, the same bindgen input.
+# ships no clippy: the same source, the same bindgen input.
 set -euo pipefail
 mode="${1:-build}"
 
@@ -84,8 +85,10 @@ if [ "$mode" = lint ]; then
 	(cd "$kmod/rust" &&
 	    rustfmt +stable --edition 2021 --check build.rs src/*.rs &&
 	    CARGO_TARGET_DIR="$kmod/target/lint" cargo +stable clippy --locked \
-	    --quiet --lib -- -D warnings)
-	stamp "rustfmt + clippy (kernel crate)"
+	    --quiet --lib --tests -- -D warnings &&
+	    CARGO_TARGET_DIR="$kmod/target/lint" cargo +stable test --locked \
+	    --quiet --lib)
+	stamp "rustfmt + clippy + unit tests (kernel crate)"
 	exit 0
 fi
 (cd "$kmod/rust" && cargo +stable build --release --locked \

@@ -353,3 +353,71 @@ impl Platform for KPlatform {
         self.wake_cv.broadcast();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIB: u32 = 1024;
+
+    #[test]
+    fn ring_allocates_in_order_and_refuses_when_full() {
+        let mut r = LogRing::new(0, 64 * 1024);
+        let a = r.alloc(16 * KIB).unwrap();
+        let b = r.alloc(32 * KIB).unwrap();
+        assert_eq!((a.offset_bytes, b.offset_bytes), (0, 16384));
+        assert!(r.alloc(32 * KIB).is_err(), "only 16 KiB left");
+        assert!(r.alloc(3000).is_err(), "not a multiple of 4 KiB");
+        assert!(r.alloc(0).is_err());
+        let c = r.alloc(16 * KIB).unwrap();
+        assert_eq!(c.offset_bytes, 48 * 1024);
+        assert!(r.alloc(4 * KIB).is_err(), "region full, nothing released");
+    }
+
+    #[test]
+    fn ring_reuses_space_only_after_every_older_block_is_released() {
+        let mut r = LogRing::new(0, 64 * 1024);
+        let a = r.alloc(32 * KIB).unwrap();
+        let b = r.alloc(16 * KIB).unwrap();
+        let c = r.alloc(16 * KIB).unwrap();
+        // Releasing b first frees nothing: a is older and still live.
+        assert!(r.release(b));
+        assert!(r.alloc(4 * KIB).is_err());
+        assert!(r.release(a));
+        // a and b are gone: [0, 48 KiB) is free again, c is still live.
+        let d = r.alloc(32 * KIB).unwrap();
+        assert_eq!(d.offset_bytes, 0);
+        let e = r.alloc(16 * KIB).unwrap();
+        assert_eq!(e.offset_bytes, 32 * 1024);
+        assert!(r.alloc(4 * KIB).is_err(), "c still occupies [48, 64) KiB");
+        assert!(r.release(c));
+        assert_eq!(r.outstanding(), 2);
+        assert!(!r.release(c), "double release is refused");
+    }
+
+    #[test]
+    fn ring_never_overlaps_a_live_block_after_wrapping() {
+        let mut r = LogRing::new(4096, 4096 + 40 * 1024);
+        let mut live: std::collections::VecDeque<BlockAddr> = Default::default();
+        let mut next_size = 4 * KIB;
+        for _ in 0..500 {
+            match r.alloc(next_size) {
+                Ok(b) => {
+                    assert!(b.offset_bytes >= 4096);
+                    assert!(b.offset_bytes + u64::from(b.size_bytes) <= 4096 + 40 * 1024);
+                    for l in &live {
+                        let disjoint = b.offset_bytes + u64::from(b.size_bytes) <= l.offset_bytes
+                            || l.offset_bytes + u64::from(l.size_bytes) <= b.offset_bytes;
+                        assert!(disjoint, "{b:?} overlaps live {l:?}");
+                    }
+                    live.push_back(b);
+                }
+                Err(AllocError) => {
+                    let oldest = live.pop_front().expect("full with nothing live");
+                    assert!(r.release(oldest));
+                }
+            }
+            next_size = (next_size % (16 * KIB)) + 4 * KIB;
+        }
+    }
+}

@@ -91,3 +91,44 @@ pub unsafe fn report_to_shim(sc: *mut ffi::rzil_softc, seq: u64, from: Option<u8
     // counter and fires an SDT probe.
     unsafe { ffi::rzil_shim_lwb_state(sc, seq, from, u32::from(to)) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    fn steps(t: &mut Tracer, now: &[(u64, LwbState)]) -> Vec<(u64, Option<u8>, u8)> {
+        let mut out = Vec::new();
+        t.update(now, |seq, from, to| out.push((seq, from, to)));
+        out
+    }
+
+    #[test]
+    fn new_lwb_enters_new_then_each_state_in_order() {
+        let mut t = Tracer::new();
+        let got = steps(&mut t, &[(1, LwbState::Ready)]);
+        assert_eq!(
+            got,
+            [
+                (1, None, 0),
+                (1, Some(0), 1),
+                (1, Some(1), 2),
+                (1, Some(2), 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn only_new_steps_are_reported_and_freed_lwbs_are_forgotten() {
+        let mut t = Tracer::new();
+        steps(&mut t, &[(1, LwbState::Issued), (2, LwbState::Opened)]);
+        let got = steps(&mut t, &[(1, LwbState::FlushDone), (2, LwbState::Opened)]);
+        assert_eq!(got, [(1, Some(4), 5), (1, Some(5), 6)]);
+        // lwb 1 freed by a checkpoint; lwb 2 moves on.
+        let got = steps(&mut t, &[(2, LwbState::Closed)]);
+        assert_eq!(got, [(2, Some(1), 2)]);
+        // A reused sequence number would be a new lwb again.
+        let got = steps(&mut t, &[(1, LwbState::New), (2, LwbState::Closed)]);
+        assert_eq!(got, [(1, None, 0)]);
+    }
+}
