@@ -172,3 +172,5 @@ ozfs_log "block at <$vdev:$off:$psize>: $(basename "$same") bytes == zdb -R byte
 
 cd "$repo_root"
 RZIL_ZTEST_DIR="$run" cargo test --quiet --all-features --test format_ztest -- --nocapture
+# The vdev files (~250 MB) are kept only when something failed above.
+rm -f "$run"/pool/ztest.*
