@@ -40,11 +40,15 @@ mkdir -p "$cache"
 log() { printf 'kmod-setup: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# A machine's apt lists may be older than the mirror (a superseded security
+# build is gone from it), so any cold install starts with one update; the
+# cached case never touches apt.  Without root the lists stay as they are.
 apt_updated=0
 apt_update_once() {
-	if [ "$apt_updated" -eq 0 ]; then
+	if [ "$apt_updated" -eq 0 ] && [ "$(id -u)" -eq 0 ]; then
 		log "apt-get update"
-		apt-get update -qq >&2
+		apt-get update -qq >&2 ||
+		    log "apt-get update reported errors; going on with the lists at hand"
 		apt_updated=1
 	fi
 }
@@ -64,9 +68,7 @@ llvm_ok() {
 }
 if ! llvm_ok; then
 	need_root "clang-$llvm_major/lld-$llvm_major are missing"
-	if ! apt-cache show clang-$llvm_major >/dev/null 2>&1; then
-		apt_update_once
-	fi
+	apt_update_once
 	log "apt-get install ${apt_packages[*]} ${apt_runtime[*]}"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    "${apt_packages[@]}" "${apt_runtime[@]}" >&2
@@ -81,15 +83,8 @@ if [ ! -e "$rust_stamp" ]; then
 	version_of() {
 		apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { print $2 }'
 	}
+	apt_update_once
 	rust_version="$(version_of rustc-web)"
-	case "$rust_version" in
-	"$rust_series".*) ;;
-	*)
-		need_root "rustc-web $rust_series is not in the apt lists"
-		apt_update_once
-		rust_version="$(version_of rustc-web)"
-		;;
-	esac
 	case "$rust_version" in
 	"$rust_series".*) ;;
 	*) die "rustc-web candidate is '$rust_version', expected $rust_series.x (bookworm-security)";;
