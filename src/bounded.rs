@@ -24,10 +24,6 @@ impl<T, const N: usize> Ring<T, N> {
         self.len
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub(crate) fn is_full(&self) -> bool {
         self.len == N
     }
@@ -142,7 +138,7 @@ mod tests {
     #[test]
     fn ring_is_fifo_and_bounded() {
         let mut r: Ring<u32, 3> = Ring::new();
-        assert!(r.is_empty());
+        assert_eq!(r.len(), 0);
         for i in 0..3 {
             r.push_back(i).unwrap();
         }

@@ -35,12 +35,16 @@ impl Planner {
     /// A planner with empty history for blocks of at most `max_block_bytes`.
     pub fn new(max_block_bytes: u32) -> Self {
         assert!(max_block_bytes >= LWB_BLOCK_SIZE_MIN_BYTES);
+        // With no history, assume bursts want whole blocks (as OpenZFS's
+        // `zil_alloc` seeds `zl_prev_opt`): better one roomy block than
+        // empty ones closed because a record did not fit.
+        let md = max_block_bytes - ZIL_CHAIN_BYTES;
         Self {
             max_block_bytes,
             cur_size_bytes: 0,
             cur_left_bytes: 0,
             cur_max_bytes: 0,
-            prev_opt_bytes: [0; ZIL_BURSTS],
+            prev_opt_bytes: [md; ZIL_BURSTS],
             prev_min_bytes: [0; ZIL_BURSTS],
             rotor: 0,
         }
@@ -134,7 +138,9 @@ impl Planner {
         let want = if self.cur_left_bytes > 0 {
             let (left, _) = self.plan(self.cur_left_bytes);
             if parallel {
-                left + self.predict()
+                // More may come from other committers: plan for the worst.
+                let (more, _) = self.plan(self.cur_left_bytes + self.predict());
+                left.max(more)
             } else {
                 left
             }
@@ -208,8 +214,8 @@ mod tests {
     #[test]
     fn prediction_follows_history() {
         let mut p = Planner::new(LWB_BLOCK_SIZE_MAX_BYTES);
-        // Empty history predicts nothing useful: the minimum block.
-        assert_eq!(p.block_bytes_for(p.predict()), LWB_BLOCK_SIZE_MIN_BYTES);
+        // Empty history predicts whole blocks.
+        assert_eq!(p.block_bytes_for(p.predict()), LWB_BLOCK_SIZE_MAX_BYTES);
         for _ in 0..ZIL_BURSTS {
             p.note_assigned(20_000);
             p.burst_done();

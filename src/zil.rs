@@ -357,19 +357,6 @@ struct Submission<P: Platform> {
     next: Blkptr,
 }
 
-/// Work queued by the zio graph inside one `zl_lock` hold.
-#[derive(Clone, Copy, Debug)]
-enum ZioEvent {
-    /// One child of lwb `seq`'s write zio finished (with this error).
-    WriteChildDone(u64, Option<Error>),
-    /// One child of lwb `seq`'s root zio finished.
-    RootChildDone(u64, Option<Error>),
-}
-
-/// Most zio events one completion can set off: each lwb's write and root
-/// finish at most once, each notifying one parent.
-const ZIO_EVENTS_MAX: usize = 4 * LWB_INFLIGHT_MAX + 4;
-
 /// Flushes to submit after `zl_lock` is dropped: (lwb id, vdev mask).
 type FlushList = BoundedVec<(LwbId, u64), LWB_INFLIGHT_MAX>;
 
@@ -829,6 +816,9 @@ impl<P: Platform> Zil<P> {
             }
         }
         if tail_has_records && iss.parallel == 0 {
+            // The commit's burst ends here (`zil_burst_done`): the next lwb
+            // is sized from the burst history, which now includes it.
+            iss.planner.burst_done();
             if let Ok(c) = self.close_tail(iss, 0) {
                 self.log.lock().stats.fast_closes += 1;
                 return Some(c);
@@ -1342,8 +1332,6 @@ impl<P: Platform> Zil<P> {
         {
             let mut log = self.log.lock();
             let i = log.find(io.lwb)?;
-            let mut events: BoundedVec<ZioEvent, ZIO_EVENTS_MAX> = BoundedVec::new();
-            let seq = io.lwb.seq;
             let o = log.obj(i);
             match io.kind {
                 IoKind::Indirect => {
@@ -1351,12 +1339,13 @@ impl<P: Platform> Zil<P> {
                         return Err(Error::UnexpectedCompletion);
                     }
                     o.zio.child_pending -= 1;
-                    let err = result.err().map(Error::Io);
-                    if let Some(e) = err {
-                        o.write_error.get_or_insert(e);
+                    if let Err(e) = result {
+                        o.write_error.get_or_insert(Error::Io(e));
                     }
+                    // The child zio is done when its last data write is;
+                    // before issue, `issue_locked` does not count it.
                     if o.zio.child_pending == 0 && o.zio.root_armed {
-                        let _ = events.push(ZioEvent::WriteChildDone(seq, err));
+                        o.zio.write_pending -= 1;
                     }
                 }
                 IoKind::Write => {
@@ -1367,19 +1356,21 @@ impl<P: Platform> Zil<P> {
                         return Err(Error::UnexpectedCompletion);
                     }
                     o.zio.write_own_done = true;
-                    let _ = events.push(ZioEvent::WriteChildDone(seq, result.err().map(Error::Io)));
+                    o.zio.write_pending -= 1;
+                    if let Err(e) = result {
+                        o.write_error.get_or_insert(Error::Io(e));
+                    }
                 }
                 IoKind::Flush { vdev } => {
                     if o.state != LwbState::WriteDone || o.zio.root_pending == 0 {
                         return Err(Error::UnexpectedCompletion);
                     }
-                    let err = match result {
-                        Ok(()) => None,
-                        Err(IoError::NotSupported) => {
-                            log.nowritecache |= vdev_bit(vdev);
-                            None
-                        }
+                    o.zio.root_pending -= 1;
+                    match result {
+                        Ok(()) => {}
+                        Err(IoError::NotSupported) => log.nowritecache |= vdev_bit(vdev),
                         Err(e) => {
+                            log.obj(i).root_error.get_or_insert(Error::Io(e));
                             // A failed flush may have lost any write the
                             // device had cached, including those of lwbs
                             // whose own flushes are still in flight and may
@@ -1387,13 +1378,11 @@ impl<P: Platform> Zil<P> {
                             // that is not FLUSH_DONE.
                             log.fail_inflight();
                             self.failed.store(true, Ordering::Release);
-                            Some(Error::Io(e))
                         }
-                    };
-                    let _ = events.push(ZioEvent::RootChildDone(seq, err));
+                    }
                 }
             }
-            self.run_zio_events(&mut log, &mut events, &mut flushes);
+            self.settle(&mut log, i, &mut flushes);
         }
         // zl_lock dropped: submit the flushes the write-done handlers asked for.
         for (id, mask) in flushes.drain() {
@@ -1413,70 +1402,50 @@ impl<P: Platform> Zil<P> {
         Ok(())
     }
 
-    /// Drain the zio events: a zio whose last child finished runs its done
-    /// handler, then notifies its parents. Bounded by `ZIO_EVENTS_MAX`.
-    fn run_zio_events(
-        &self,
-        log: &mut LogState<P>,
-        events: &mut BoundedVec<ZioEvent, ZIO_EVENTS_MAX>,
-        flushes: &mut FlushList,
-    ) {
-        let mut pending: Ring<ZioEvent, ZIO_EVENTS_MAX> = Ring::new();
-        for e in events.drain() {
-            let _ = pending.push_back(e);
-        }
-        for _ in 0..ZIO_EVENTS_MAX {
-            let Some(ev) = pending.pop_front() else {
+    /// Run the done handlers of every zio whose last child finished,
+    /// starting at lwb index `i`. Cross-lwb edges only ever point from an
+    /// lwb to the next one (its write and root zios are children of the
+    /// next lwb's), so one forward pass settles everything: a zio's done
+    /// handler runs, then its parents (this lwb's root, the next lwb's
+    /// write or root) hear of it. Bounded by the list.
+    fn settle(&self, log: &mut LogState<P>, start: usize, flushes: &mut FlushList) {
+        for i in start..log.lwbs.len() {
+            let mut changed = false;
+            let o = log.obj(i);
+            if o.state == LwbState::Issued && o.zio.write_pending == 0 {
+                let werr = self.write_done(log, i, flushes);
+                let o = log.obj(i);
+                // The write zio is a child of this lwb's root...
+                o.zio.root_pending -= 1;
+                if let Some(e) = werr {
+                    o.root_error.get_or_insert(e);
+                }
+                // ...and, if linked, of the next lwb's write.
+                if o.zio.write_parent_next {
+                    let n = log.obj(i + 1);
+                    n.zio.write_pending -= 1;
+                    if let Some(e) = werr {
+                        n.write_error.get_or_insert(e);
+                    }
+                }
+                changed = true;
+            }
+            let o = log.obj(i);
+            if o.state == LwbState::WriteDone && o.zio.root_pending == 0 {
+                let rerr = self.flush_vdevs_done(log, i);
+                if log.obj(i).zio.root_parent_next {
+                    let n = log.obj(i + 1);
+                    n.zio.root_pending -= 1;
+                    if let Some(e) = rerr {
+                        n.root_error.get_or_insert(e);
+                    }
+                }
+                changed = true;
+            }
+            if !changed && i > start {
                 return;
-            };
-            match ev {
-                ZioEvent::WriteChildDone(seq, err) => {
-                    let i = log
-                        .index_of_seq(seq)
-                        .expect("lwb with a live zio is on the list");
-                    let o = log.obj(i);
-                    if let Some(e) = err {
-                        o.write_error.get_or_insert(e);
-                    }
-                    assert!(
-                        o.zio.write_pending > 0,
-                        "lwb {seq}: write zio child underflow"
-                    );
-                    o.zio.write_pending -= 1;
-                    if o.zio.write_pending > 0 {
-                        continue;
-                    }
-                    let werr = self.write_done(log, i, flushes);
-                    let o = log.obj(i);
-                    if o.zio.write_parent_next {
-                        let _ = pending.push_back(ZioEvent::WriteChildDone(seq + 1, werr));
-                    }
-                    let _ = pending.push_back(ZioEvent::RootChildDone(seq, werr));
-                }
-                ZioEvent::RootChildDone(seq, err) => {
-                    let i = log
-                        .index_of_seq(seq)
-                        .expect("lwb with a live zio is on the list");
-                    let o = log.obj(i);
-                    if let Some(e) = err {
-                        o.root_error.get_or_insert(e);
-                    }
-                    assert!(
-                        o.zio.root_pending > 0,
-                        "lwb {seq}: root zio child underflow"
-                    );
-                    o.zio.root_pending -= 1;
-                    if o.zio.root_pending > 0 {
-                        continue;
-                    }
-                    let rerr = self.flush_vdevs_done(log, i);
-                    if log.obj(i).zio.root_parent_next {
-                        let _ = pending.push_back(ZioEvent::RootChildDone(seq + 1, rerr));
-                    }
-                }
             }
         }
-        debug_assert!(pending.is_empty(), "zio events exceeded their bound");
     }
 
     /// The write zio's done handler (`zil_lwb_write_done`): ISSUED →

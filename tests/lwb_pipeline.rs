@@ -541,3 +541,35 @@ fn lwb_object_is_no_bigger_than_openzfs_lwb_t() {
     println!("size_of::<LwbObj>() = {ours} bytes (OpenZFS lwb_t: 376)");
     assert!(ours <= 376, "{ours}");
 }
+
+#[test]
+fn lone_committer_gets_blocks_sized_for_its_bursts() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    let data = vec![7u8; 4096];
+    for i in 0..50u64 {
+        zil.assign(
+            1,
+            &Record::Write {
+                foid: 1,
+                offset: i * 4096,
+                data: WriteData::Copied(&data),
+            },
+        )
+        .unwrap();
+        let w = zil.commit().unwrap();
+        p.complete_all(&zil);
+        assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+        zil.checkpoint(u64::MAX).unwrap();
+    }
+    let s = zil.stats();
+    // The first 4 KiB block (ZIL_MIN_BLKSZ) is too small for a 4 KiB record
+    // and goes out empty; the next is sized for the record, and from then on
+    // the planner sizes one 8 KiB block per commit from the burst history.
+    assert_eq!(s.lwbs_issued, 51, "{s:?}");
+    assert_eq!(s.write_bytes, 4096 + 50 * 8192, "{s:?}");
+    // The empty block has no waiters and its successor is ISSUED by the
+    // time its write completes: its flush is deferred into the successor.
+    assert_eq!(s.flushes, 50, "{s:?}");
+    assert_eq!(s.flushes_deferred, 1, "{s:?}");
+}

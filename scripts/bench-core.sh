@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Instructions per committed 4 KiB record through the core, by callgrind.
+# Runs examples/commit_cost for two record counts and divides the
+# difference, so start-up cancels out; then splits the per-record cost into
+# the embedded fletcher-4 (seal), libc memory ops and everything else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lo=${1:-1000}
+hi=${2:-3000}
+cargo build -q --release --features testkit --example commit_cost
+bin=target/release/examples/commit_cost
+out=target/bench-core
+mkdir -p "$out"
+for n in "$lo" "$hi"; do
+	valgrind --tool=callgrind --callgrind-out-file="$out/cg.$n" "$bin" "$n" >/dev/null 2>&1
+done
+total() { callgrind_annotate --auto=no --threshold=100 "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}'; }
+part() { callgrind_annotate --auto=no --threshold=100 "$1" 2>/dev/null | awk -v pat="$2" '$0 ~ pat {gsub(",","",$1); s+=$1} END {print s+0}'; }
+t_lo=$(total "$out/cg.$lo"); t_hi=$(total "$out/cg.$hi")
+s_lo=$(part "$out/cg.$lo" "seal_slim_block_in|fletcher"); s_hi=$(part "$out/cg.$hi" "seal_slim_block_in|fletcher")
+m_lo=$(part "$out/cg.$lo" "__mem(cpy|set|move)"); m_hi=$(part "$out/cg.$hi" "__mem(cpy|set|move)")
+n=$((hi - lo))
+per=$(( (t_hi - t_lo) / n )); seal=$(( (s_hi - s_lo) / n )); mem=$(( (m_hi - m_lo) / n ))
+echo "instructions per committed 4 KiB record: $per"
+echo "  embedded fletcher-4 + sealing:          $seal"
+echo "  libc memcpy/memset (record copies):     $mem"
+echo "  lwb pipeline (everything else):         $((per - seal - mem))"
+echo "goal: <= 2000 per record (issue #2)"
+echo "command: valgrind --tool=callgrind $bin N  (N = $lo and $hi)"
