@@ -98,7 +98,7 @@ impl<'a> Platform for &'a Lean {
     fn alloc_buf(&self, size_bytes: u32) -> Result<PoolBuf<'a>, AllocError> {
         let mut b = self.bufs.lock().unwrap().pop().unwrap_or_default();
         b.resize(size_bytes as usize, 0);
-        Ok(PoolBuf(Some(b), *self))
+        Ok(PoolBuf(Some(b), self))
     }
     fn alloc_log_block(&self, size_bytes: u32) -> Result<BlockAddr, AllocError> {
         let off = self
