@@ -181,3 +181,123 @@ impl Itx {
 pub(crate) const fn round8(n: u64) -> u64 {
     (n + 7) & !7
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::boxed::Box;
+
+    fn itx() -> Box<Itx> {
+        Box::new(Itx::EMPTY)
+    }
+
+    #[test]
+    fn record_sizes_match_the_on_disk_layout() {
+        let mut i = itx();
+        i.fill(
+            3,
+            &Record::Opaque {
+                txtype: format::TX_CREATE,
+                body: &[1; 13],
+            },
+        )
+        .unwrap();
+        assert_eq!(i.whole_bytes(), 48, "32-byte lr_t + 13 bytes, padded to 8");
+        i.fill(
+            3,
+            &Record::Write {
+                foid: 1,
+                offset: 0,
+                data: WriteData::Copied(&[0; 4096]),
+            },
+        )
+        .unwrap();
+        assert_eq!(i.whole_bytes(), 192 + 4096);
+        i.fill(
+            3,
+            &Record::Write {
+                foid: 1,
+                offset: 0,
+                data: WriteData::NeedCopy { length: 5 },
+            },
+        )
+        .unwrap();
+        assert_eq!(i.whole_bytes(), 192 + 8);
+        i.fill(
+            3,
+            &Record::Write {
+                foid: 1,
+                offset: 0,
+                data: WriteData::Indirect { length: 1 << 20 },
+            },
+        )
+        .unwrap();
+        assert_eq!(i.whole_bytes(), 192, "indirect data lives out of line");
+        assert_eq!(i.txg, 3);
+    }
+
+    #[test]
+    fn fill_refuses_what_the_format_cannot_carry() {
+        let mut i = itx();
+        let big = [0u8; ITX_RECORD_BYTES_MAX];
+        assert!(i
+            .fill(
+                1,
+                &Record::Opaque {
+                    txtype: format::TX_SETATTR,
+                    body: &big
+                }
+            )
+            .is_err());
+        assert!(i
+            .fill(
+                1,
+                &Record::Opaque {
+                    txtype: format::TX_MAX_TYPE,
+                    body: &[]
+                }
+            )
+            .is_err());
+        assert!(i
+            .fill(
+                1,
+                &Record::Opaque {
+                    txtype: format::TX_CI | format::TX_WRITE,
+                    body: &[]
+                }
+            )
+            .is_err());
+        // TX_CI on a valid type is fine.
+        assert!(i
+            .fill(
+                1,
+                &Record::Opaque {
+                    txtype: format::TX_CI | format::TX_REMOVE,
+                    body: &[]
+                }
+            )
+            .is_ok());
+        let over = [0u8; WR_COPIED_DATA_BYTES_MAX as usize + 1];
+        assert!(i
+            .fill(
+                1,
+                &Record::Write {
+                    foid: 1,
+                    offset: 0,
+                    data: WriteData::Copied(&over)
+                }
+            )
+            .is_err());
+        let huge = u64::from(WRITE_DATA_BYTES_MAX) + 1;
+        assert!(i
+            .fill(
+                1,
+                &Record::Write {
+                    foid: 1,
+                    offset: 0,
+                    data: WriteData::NeedCopy { length: huge }
+                }
+            )
+            .is_err());
+    }
+}
