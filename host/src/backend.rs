@@ -416,9 +416,11 @@ mod tests {
                 .filter(|r| r.committer == committer)
                 .map(|r| r.seq)
                 .collect();
-            assert!(!seqs.is_empty());
+            // Each committer's records arrive in its own order, from 0 (a
+            // thread starved by a loaded machine may have none).
             assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
         }
+        assert!(!seen.is_empty());
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! board, slab free lists) are leaves: none is held while calling into the
 //! core or while taking another.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -288,7 +289,19 @@ impl<'d> HostPlatform<'d> {
         queue.jobs.push_back(job);
         self.io_queue_jobs_max
             .fetch_max(queue.jobs.len(), Ordering::Relaxed);
-        self.queue_cv.notify_one();
+        // A committer about to wait runs the jobs it submits itself (see
+        // `HelperGuard`); waking a completion thread for them would only
+        // race it for the job and cost a context switch.
+        if !WILL_HELP.with(Cell::get) {
+            self.queue_cv.notify_one();
+        }
+    }
+
+    /// Hand whatever is queued to the completion threads (a helper is done).
+    fn notify_if_queued(&self) {
+        if !self.queue.lock().jobs.is_empty() {
+            self.queue_cv.notify_one();
+        }
     }
 
     /// Serve the I/O queue until [`shutdown`](Self::shutdown) and the queue
@@ -714,8 +727,35 @@ impl<'p, 'd> HostLog<'p, 'd> {
     }
 }
 
+thread_local! {
+    /// Set while this thread is a committer that will run queued I/O jobs
+    /// itself before it sleeps.
+    static WILL_HELP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as a helping committer for its lifetime; on
+/// drop (any return path) hands leftover jobs to the completion threads.
+struct HelperGuard<'p, 'd> {
+    platform: &'p HostPlatform<'d>,
+}
+
+impl<'p, 'd> HelperGuard<'p, 'd> {
+    fn new(platform: &'p HostPlatform<'d>) -> Self {
+        WILL_HELP.with(|flag| flag.set(true));
+        HelperGuard { platform }
+    }
+}
+
+impl Drop for HelperGuard<'_, '_> {
+    fn drop(&mut self) {
+        WILL_HELP.with(|flag| flag.set(false));
+        self.platform.notify_if_queued();
+    }
+}
+
 impl SyncLog for HostLog<'_, '_> {
     fn commit(&self, id: RecordId, data: &[u8]) -> Result<(), CommitError> {
+        let _helping = HelperGuard::new(self.platform);
         let offset = id.offset_bytes(data.len());
         let record = Record::Write {
             foid: id.foid(),
@@ -740,6 +780,9 @@ impl SyncLog for HostLog<'_, '_> {
                     if self.platform.help_once(&self.zil) {
                         continue;
                     }
+                    // About to sleep: nothing of ours is queued any more,
+                    // but jobs pushed while helping must not wait for us.
+                    self.platform.notify_if_queued();
                     let timed_out = self.platform.wait(waiter.slot, deadline_ns);
                     if timed_out && deadline_ns.is_some() {
                         self.zil.waiter_timeout(waiter).map_err(core_error)?;
