@@ -1005,7 +1005,7 @@ mod tests {
         let slot = format(&dev, &mut sb).unwrap();
         let config = DriveConfig {
             threads: 2,
-            duration: Duration::from_millis(500),
+            duration: Duration::from_secs(1),
             record_bytes: 4096,
         };
         let (result, end) = with_host_log(
