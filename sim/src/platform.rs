@@ -1,0 +1,373 @@
+//! The simulator's platform for the real core: every submission becomes a
+//! pending I/O the scheduler completes later, in any order; blocks land on
+//! [`Disks`]; lwb objects live in a [`TrashSlab`].
+
+use crate::disk::{DiskIoId, Disks};
+use crate::rng::Rng;
+use crate::slab::{SimRawMutex, SlabBox, TrashSlab};
+use rzil::format::{self, Blkptr, ByteOrder, RecordIter, ZioCksum};
+use rzil::itx::Itx;
+use rzil::lwb::LwbObj;
+use rzil::{AllocError, BlockAddr, IndirectBlock, IoError, IoKind, IoToken, Platform, WaiterId};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Log-block devices are vdevs `0..log_vdevs`; WR_INDIRECT data goes here.
+pub const DATA_VDEV: u32 = 2;
+/// Size of each log device's region.
+pub const LOG_VDEV_BYTES: u64 = 2 * 1024 * 1024;
+/// Allocation unit of log blocks.
+const PAGE_BYTES: u64 = 4096;
+/// Objects of a write record are `FOID_BASE + record id`.
+pub const FOID_BASE: u64 = 1 << 32;
+/// lwb objects in the slab: the core's in-flight bound plus the tail.
+pub const LWB_SLAB_ITEMS: usize = rzil::limits::LWB_INFLIGHT_MAX + 2;
+/// Completed tokens remembered for stale/duplicate re-delivery.
+pub const COMPLETED_TOKENS_KEPT: usize = 32;
+
+/// A submitted I/O waiting for the scheduler.
+#[derive(Clone, Copy, Debug)]
+pub struct PendingIo {
+    /// The core's token.
+    pub io: IoToken,
+    /// The device-model id of the write or flush.
+    pub disk_id: DiskIoId,
+    /// Virtual time at which the device would answer.
+    pub ready_ns: u64,
+}
+
+/// One piece of a record as the core wrote it into a block (a WR_NEED_COPY
+/// write may be split into several pieces with consecutive seqs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// Record sequence number.
+    pub lr_seq: u64,
+    /// Data offset of the piece (the object offset for a write, 0 otherwise).
+    pub data_offset: u64,
+    /// Data length of the piece.
+    pub data_len: u64,
+}
+
+/// Everything mutable on the platform.
+#[derive(Debug)]
+pub struct SimState {
+    /// The devices.
+    pub disks: Disks,
+    /// Submitted and not completed.
+    pub pending: Vec<PendingIo>,
+    /// Recently completed tokens (for stale and duplicate deliveries).
+    pub completed: Vec<IoToken>,
+    /// Waiters woken since the world last looked.
+    pub woken: Vec<WaiterId>,
+    /// lwb seqs whose block write completed successfully.
+    pub written: HashSet<u64>,
+    /// Record id → pieces seen in submitted blocks.
+    pub pieces: HashMap<u64, Vec<Piece>>,
+    /// Rule breaks the platform saw.
+    pub violations: Vec<String>,
+    /// Used pages of each log vdev.
+    pages: Vec<Vec<bool>>,
+    cursor: Vec<u64>,
+    data_next_bytes: u64,
+    /// How many log vdevs blocks are spread over (1 or 2).
+    pub log_vdevs: u32,
+    rng: Rng,
+    /// Latency model: (write min, write max, flush min, flush max) in ns.
+    pub latency_ns: [u64; 4],
+    /// Submissions so far.
+    pub writes: u64,
+    /// Flushes so far.
+    pub flushes: u64,
+}
+
+/// The platform; the core holds `&SimPlatform`.
+#[derive(Debug)]
+pub struct SimPlatform {
+    state: Mutex<SimState>,
+    clock_ns: AtomicU64,
+    /// The lwb pool (trashing).
+    pub lwbs: TrashSlab<LwbObj>,
+}
+
+impl SimPlatform {
+    /// A platform whose choices (block placement, GUIDs, latencies) come
+    /// from `seed`.
+    pub fn new(seed: u64, log_vdevs: u32, lying_flush: bool) -> Self {
+        let pages = (LOG_VDEV_BYTES / PAGE_BYTES) as usize;
+        let mut disks = Disks::new();
+        disks.lying_flush = lying_flush;
+        Self {
+            state: Mutex::new(SimState {
+                disks,
+                pending: Vec::new(),
+                completed: Vec::new(),
+                woken: Vec::new(),
+                written: HashSet::new(),
+                pieces: HashMap::new(),
+                violations: Vec::new(),
+                pages: vec![vec![false; pages]; 2],
+                cursor: vec![0; 2],
+                data_next_bytes: 0,
+                log_vdevs: log_vdevs.clamp(1, 2),
+                rng: Rng::new(seed ^ 0x5157_0a7f_0a7f_0001),
+                latency_ns: [20_000, 200_000, 50_000, 2_000_000],
+                writes: 0,
+                flushes: 0,
+            }),
+            clock_ns: AtomicU64::new(1_000_000),
+            lwbs: TrashSlab::new("zil_lwb_cache", LWB_SLAB_ITEMS),
+        }
+    }
+
+    /// The state.
+    pub fn st(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().expect("sim platform state")
+    }
+
+    /// Virtual time.
+    pub fn now(&self) -> u64 {
+        self.clock_ns.load(Ordering::Relaxed)
+    }
+
+    /// Move virtual time forward.
+    pub fn advance_ns(&self, ns: u64) {
+        self.clock_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Take pending I/O `i` and apply `result` to the devices; the caller
+    /// then reports it to the core.
+    pub fn complete(&self, i: usize, result: Result<(), IoError>) -> IoToken {
+        let mut st = self.st();
+        let p = st.pending.swap_remove(i);
+        let ok = result.is_ok();
+        match p.io.kind() {
+            IoKind::Write => {
+                st.disks.write_done(p.disk_id, ok);
+                if ok {
+                    st.written.insert(p.io.lwb_seq());
+                }
+            }
+            IoKind::Indirect => st.disks.write_done(p.disk_id, ok),
+            IoKind::Flush { .. } => st.disks.flush_done(p.disk_id, ok),
+        }
+        if st.completed.len() >= COMPLETED_TOKENS_KEPT {
+            st.completed.remove(0);
+        }
+        st.completed.push(p.io);
+        p.io
+    }
+
+    fn latency(st: &mut SimState, flush: bool) -> u64 {
+        let (lo, hi) = if flush {
+            (st.latency_ns[2], st.latency_ns[3])
+        } else {
+            (st.latency_ns[0], st.latency_ns[1])
+        };
+        let base = st.rng.range(lo, hi);
+        // A slow tail: one I/O in 32 takes ten times longer.
+        if st.rng.below(32) == 0 {
+            base * 10
+        } else {
+            base
+        }
+    }
+}
+
+/// The data byte of object `foid` at `offset` (what `get_data` returns
+/// and what a WR_COPIED record carries), so a reader can check any piece.
+pub fn pattern_byte(foid: u64, offset: u64) -> u8 {
+    let x = foid
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(offset.wrapping_mul(0xbf58_476d_1ce4_e5b9));
+    (x >> 56) as u8 ^ (offset as u8)
+}
+
+/// Parse the records of a slim block the core is writing (chain header at
+/// the front, `zc_nused` at byte 136), without its verifier.
+fn block_pieces(block: &[u8], mut each: impl FnMut(u64, Piece)) {
+    let nused = block
+        .get(136..144)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .unwrap_or(0);
+    let Some(area) = block.get(format::ZIL_CHAIN_BYTES..nused) else {
+        return;
+    };
+    for rec in RecordIter::new(area, ByteOrder::Little, format::ZIL_CHAIN_BYTES) {
+        let Ok(rec) = rec else { return };
+        let c = rec.info.common;
+        match rec.info.write {
+            Some(w) => each(
+                w.foid.wrapping_sub(FOID_BASE),
+                Piece {
+                    lr_seq: c.seq,
+                    data_offset: w.offset,
+                    data_len: w.length,
+                },
+            ),
+            None => {
+                let id = rec
+                    .bytes
+                    .get(32..40)
+                    .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .unwrap_or(u64::MAX);
+                each(
+                    id,
+                    Piece {
+                        lr_seq: c.seq,
+                        data_offset: 0,
+                        data_len: (rec.bytes.len() - 32) as u64,
+                    },
+                )
+            }
+        }
+    }
+}
+
+impl<'a> Platform for &'a SimPlatform {
+    type RawMutex = SimRawMutex;
+    type LwbBox = SlabBox<'a, LwbObj>;
+    type ItxBox = Box<Itx>;
+    type Buf = Vec<u8>;
+
+    fn now_ns(&self) -> u64 {
+        self.now()
+    }
+
+    fn random_u64(&self) -> u64 {
+        self.st().rng.next_u64()
+    }
+
+    fn alloc_lwb(&self, lwb: LwbObj) -> Result<Self::LwbBox, AllocError> {
+        self.lwbs.alloc(lwb).ok_or(AllocError)
+    }
+
+    fn alloc_itx(&self) -> Result<Box<Itx>, AllocError> {
+        Ok(Box::new(Itx::EMPTY))
+    }
+
+    fn alloc_buf(&self, size_bytes: u32) -> Result<Vec<u8>, AllocError> {
+        Ok(vec![0xa5; size_bytes as usize])
+    }
+
+    fn alloc_log_block(&self, size_bytes: u32) -> Result<BlockAddr, AllocError> {
+        let mut st = self.st();
+        let n = (u64::from(size_bytes) / PAGE_BYTES) as usize;
+        let nv = u64::from(st.log_vdevs);
+        let first = st.rng.below(nv) as usize;
+        for k in 0..st.log_vdevs as usize {
+            let v = (first + k) % st.log_vdevs as usize;
+            let total = st.pages[v].len();
+            let start = st.cursor[v] as usize;
+            // First fit from a rotating cursor: freed blocks come back into
+            // use, so stale blocks of old chains sit where new ones go.
+            for j in 0..total {
+                let s = (start + j) % total;
+                if s + n > total {
+                    continue;
+                }
+                if st.pages[v][s..s + n].iter().all(|&u| !u) {
+                    st.pages[v][s..s + n].fill(true);
+                    st.cursor[v] = ((s + n) % total) as u64;
+                    return Ok(BlockAddr {
+                        vdev: v as u32,
+                        offset_bytes: s as u64 * PAGE_BYTES,
+                        size_bytes,
+                    });
+                }
+            }
+        }
+        Err(AllocError)
+    }
+
+    fn free_log_block(&self, addr: BlockAddr) {
+        let mut st = self.st();
+        let s = (addr.offset_bytes / PAGE_BYTES) as usize;
+        let n = (u64::from(addr.size_bytes) / PAGE_BYTES) as usize;
+        let v = addr.vdev as usize;
+        if st.pages[v][s..s + n].iter().any(|&u| !u) {
+            st.violations
+                .push(format!("log block {addr:?} freed but not allocated"));
+        }
+        st.pages[v][s..s + n].fill(false);
+    }
+
+    fn submit_write(&self, io: IoToken, addr: BlockAddr, buf: Vec<u8>, len_bytes: usize) {
+        let mut st = self.st();
+        let mut found = Vec::new();
+        block_pieces(&buf[..len_bytes], |id, p| found.push((id, p)));
+        for (id, p) in found {
+            let v = st.pieces.entry(id).or_default();
+            if !v.contains(&p) {
+                v.push(p);
+            }
+        }
+        let disk_id =
+            st.disks
+                .submit_write(addr.vdev, addr.offset_bytes, buf[..len_bytes].to_vec());
+        let ready_ns = self.now() + SimPlatform::latency(&mut st, false);
+        st.writes += 1;
+        st.pending.push(PendingIo {
+            io,
+            disk_id,
+            ready_ns,
+        });
+    }
+
+    fn submit_flush(&self, io: IoToken, vdev: u32) {
+        let mut st = self.st();
+        if !st.written.contains(&io.lwb_seq()) {
+            st.violations.push(format!(
+                "flush of vdev {vdev} for lwb {} submitted before that lwb's write completed",
+                io.lwb_seq()
+            ));
+        }
+        let disk_id = st.disks.submit_flush(vdev);
+        let ready_ns = self.now() + SimPlatform::latency(&mut st, true);
+        st.flushes += 1;
+        st.pending.push(PendingIo {
+            io,
+            disk_id,
+            ready_ns,
+        });
+    }
+
+    fn get_data(&self, foid: u64, offset: u64, out: &mut [u8]) -> Result<(), IoError> {
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = pattern_byte(foid, offset + i as u64);
+        }
+        Ok(())
+    }
+
+    fn submit_indirect(
+        &self,
+        io: IoToken,
+        foid: u64,
+        offset: u64,
+        length: u64,
+    ) -> Result<IndirectBlock, IoError> {
+        let mut st = self.st();
+        let size = length.div_ceil(PAGE_BYTES).max(1) * PAGE_BYTES;
+        let at = st.data_next_bytes;
+        st.data_next_bytes += size;
+        let data: Vec<u8> = (0..length)
+            .map(|i| pattern_byte(foid, offset + i))
+            .collect();
+        let disk_id = st.disks.submit_write(DATA_VDEV, at, data);
+        let ready_ns = self.now() + SimPlatform::latency(&mut st, false);
+        st.writes += 1;
+        st.pending.push(PendingIo {
+            io,
+            disk_id,
+            ready_ns,
+        });
+        Ok(IndirectBlock {
+            blkptr: Blkptr::log_block(DATA_VDEV, at, size as u32, ZioCksum::ZERO, 1),
+            vdev: DATA_VDEV,
+        })
+    }
+
+    fn wake(&self, waiter: WaiterId) {
+        self.st().woken.push(waiter);
+    }
+}

@@ -1,0 +1,680 @@
+//! The real core under the scheduler: committers, completion contexts, the
+//! checkpoint actor, the clock and power cuts, with the reference's
+//! invariants checked after every step and the crash oracle after every
+//! power cut and every acknowledged commit.
+
+use crate::oracle::{self, opaque_body, Expect, RecKind, RecSpec};
+use crate::platform::{pattern_byte, SimPlatform};
+use crate::rng::Rng;
+use crate::{FaultSet, SeedOutcome, Trace};
+use rzil::format;
+use rzil::lwb::LwbState;
+use rzil::{
+    Config, Error, IoError, IoKind, IoToken, LwbView, Record, WaitStatus, WaiterId, WriteData, Zil,
+};
+use std::collections::HashMap;
+
+/// Object set id of the simulated log.
+pub const SIM_OBJSET: u64 = 54;
+/// Most committers per seed.
+pub const COMMITTERS_MAX: u64 = 4;
+/// Most records one committer assigns before it commits.
+pub const RECORDS_PER_COMMIT_MAX: u64 = 4;
+/// Random crash images per power cut (besides the harshest one).
+pub const CRASH_IMAGES_PER_CUT: u32 = 3;
+/// A power cut happens at a step with this probability (ppm).
+pub const POWER_CUT_PPM: u32 = 4_000;
+/// Probability (ppm) that a completion carries an injected error.
+pub const IO_ERROR_PPM: u32 = 1_500;
+/// Rounds of the final drain before a pending commit counts as a hang.
+pub const DRAIN_ROUNDS_MAX: u32 = 10_000;
+/// Largest WR_NEED_COPY write the workload makes (split across blocks).
+pub const NEED_COPY_BYTES_MAX: u64 = 40_000;
+/// Largest WR_INDIRECT write.
+pub const INDIRECT_BYTES_MAX: u64 = 16_384;
+/// Largest opaque record body.
+pub const OPAQUE_BYTES_MAX: u64 = 600;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CState {
+    Idle,
+    Assigning {
+        left: u64,
+    },
+    Waiting {
+        w: WaiterId,
+        upto: u64,
+        deadline: Option<u64>,
+        woken: bool,
+        polled: bool,
+    },
+    Stopped,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    Committer(usize),
+    Complete { any: bool },
+    Clock,
+    Checkpoint,
+    PowerCut,
+    Stale,
+    StaleWaiter,
+}
+
+struct World<'a> {
+    p: &'a SimPlatform,
+    zil: Zil<&'a SimPlatform>,
+    rng: Rng,
+    faults: FaultSet,
+    committers: Vec<CState>,
+    specs: Vec<RecSpec>,
+    acked_upto: u64,
+    head: format::Blkptr,
+    checkpoint_lr_seq: u64,
+    step: u64,
+    crash_states: u64,
+    states: HashMap<u64, LwbState>,
+    released: Vec<WaiterId>,
+    injected_errors: u64,
+    trace: Trace,
+}
+
+/// Run one seed of the real core.
+pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome {
+    let mut rng = Rng::new(seed);
+    let p = SimPlatform::new(
+        rng.next_u64(),
+        if faults.multi_vdev { 2 } else { 1 },
+        faults.lying_flush,
+    );
+    let mut cfg = Config::new(SIM_OBJSET);
+    cfg.commit_timeout_pct = [1, 5, 10, 50][rng.below(4) as usize];
+    cfg.max_block_bytes = [16 * 1024, 32 * 1024, 128 * 1024][rng.below(3) as usize];
+    let zil = match Zil::new(&p, cfg) {
+        Ok(z) => z,
+        Err(e) => {
+            return SeedOutcome {
+                failure: Some(format!("Zil::new failed: {e}")),
+                ..Default::default()
+            }
+        }
+    };
+    let ncommitters = rng.range(1, COMMITTERS_MAX) as usize;
+    let head = zil.chain_head().blkptr();
+    let mut w = World {
+        p: &p,
+        zil,
+        rng,
+        faults: *faults,
+        committers: vec![CState::Idle; ncommitters],
+        specs: Vec::new(),
+        acked_upto: 0,
+        head,
+        checkpoint_lr_seq: 0,
+        step: 0,
+        crash_states: 0,
+        states: HashMap::new(),
+        released: Vec::new(),
+        injected_errors: 0,
+        trace: Trace::new(trace),
+    };
+    let res = w.run(steps);
+    let failure = res.err().map(|e| {
+        let e = format!("step {}: {e}", w.step);
+        if faults.lying_flush {
+            format!("EXPECTED LOSS (the device lies about flushes): {e}")
+        } else {
+            e
+        }
+    });
+    if let Some(f) = &failure {
+        let f = f.clone();
+        w.trace.push(|| format!("FAILURE {f}"));
+    }
+    SeedOutcome {
+        steps: w.step,
+        crash_states: w.crash_states,
+        failure,
+        trace: w.trace.into_lines(),
+    }
+}
+
+impl World<'_> {
+    fn run(&mut self, steps: u32) -> Result<(), String> {
+        for _ in 0..steps {
+            if self.committers.iter().all(|c| *c == CState::Stopped) {
+                break;
+            }
+            self.step()?;
+        }
+        self.drain()?;
+        self.power_cut()
+    }
+
+    fn actions(&self) -> Vec<(u32, Action)> {
+        let mut a = Vec::new();
+        let now = self.p.now();
+        for (i, c) in self.committers.iter().enumerate() {
+            let wgt = match *c {
+                CState::Idle => 3,
+                CState::Assigning { .. } => 4,
+                CState::Waiting {
+                    deadline,
+                    woken,
+                    polled,
+                    ..
+                } => {
+                    if woken || !polled || deadline.is_some_and(|d| now >= d) {
+                        6
+                    } else {
+                        0
+                    }
+                }
+                CState::Stopped => 0,
+            };
+            if wgt > 0 {
+                a.push((wgt, Action::Committer(i)));
+            }
+        }
+        let st = self.p.st();
+        let ready = st.pending.iter().filter(|p| p.ready_ns <= now).count() as u32;
+        if ready > 0 {
+            a.push((8 + ready.min(4), Action::Complete { any: false }));
+        }
+        if !st.pending.is_empty() {
+            a.push((2, Action::Complete { any: true }));
+        }
+        if self.faults.stale && !st.completed.is_empty() {
+            a.push((1, Action::Stale));
+        }
+        drop(st);
+        a.push((3, Action::Clock));
+        a.push((1, Action::Checkpoint));
+        if !self.released.is_empty() {
+            a.push((1, Action::StaleWaiter));
+        }
+        a
+    }
+
+    fn step(&mut self) -> Result<(), String> {
+        self.step += 1;
+        self.p.lwbs.set_step(self.step);
+        if self.faults.power_cuts && self.rng.chance_ppm(POWER_CUT_PPM) {
+            self.act(Action::PowerCut)?;
+        } else {
+            let acts = self.actions();
+            let weights: Vec<u32> = acts.iter().map(|a| a.0).collect();
+            let pick = self
+                .rng
+                .weighted(&weights)
+                .expect("clock is always enabled");
+            self.act(acts[pick].1)?;
+        }
+        self.after_step()
+    }
+
+    fn act(&mut self, a: Action) -> Result<(), String> {
+        match a {
+            Action::Committer(i) => self.committer(i),
+            Action::Complete { any } => self.complete(any, true),
+            Action::Clock => {
+                let ns = self.rng.range(1_000, 150_000);
+                self.p.advance_ns(ns);
+                let now = self.p.now();
+                self.trace
+                    .push(|| format!("clock          +{ns} ns -> {now}"));
+                Ok(())
+            }
+            Action::Checkpoint => self.checkpoint(),
+            Action::PowerCut => self.power_cut(),
+            Action::Stale => self.stale_completion(),
+            Action::StaleWaiter => {
+                let i = self.rng.below(self.released.len() as u64) as usize;
+                let w = self.released[i];
+                match self.zil.waiter_poll(w) {
+                    Err(Error::StaleHandle) => {
+                        self.trace
+                            .push(|| format!("stale-waiter   poll({w:?}) refused: StaleHandle"));
+                        Ok(())
+                    }
+                    other => Err(format!(
+                        "a released waiter {w:?} was not refused as stale: {other:?}"
+                    )),
+                }
+            }
+        }
+    }
+
+    fn new_record(&mut self) -> Result<Option<()>, String> {
+        let id = self.specs.len() as u64 + 1;
+        let foid = RecSpec::foid(id);
+        let offset = (id % 16) * 65_536;
+        let (kind, len) = match self.rng.below(10) {
+            0..=2 => (RecKind::Opaque, self.rng.range(8, OPAQUE_BYTES_MAX)),
+            3..=6 => (
+                RecKind::Copied,
+                self.rng
+                    .range(1, u64::from(rzil::limits::WR_COPIED_DATA_BYTES_MAX)),
+            ),
+            7..=8 => (RecKind::NeedCopy, self.rng.range(1, NEED_COPY_BYTES_MAX)),
+            _ => (RecKind::Indirect, self.rng.range(512, INDIRECT_BYTES_MAX)),
+        };
+        let body;
+        let data: Vec<u8>;
+        let rec = match kind {
+            RecKind::Opaque => {
+                body = opaque_body(id, len as usize);
+                Record::Opaque {
+                    txtype: format::TX_SETATTR,
+                    body: &body,
+                }
+            }
+            RecKind::Copied => {
+                data = (0..len).map(|i| pattern_byte(foid, offset + i)).collect();
+                Record::Write {
+                    foid,
+                    offset,
+                    data: WriteData::Copied(&data),
+                }
+            }
+            RecKind::NeedCopy => Record::Write {
+                foid,
+                offset,
+                data: WriteData::NeedCopy { length: len },
+            },
+            RecKind::Indirect => Record::Write {
+                foid,
+                offset,
+                data: WriteData::Indirect { length: len },
+            },
+        };
+        match self.zil.assign(1, &rec) {
+            Ok(()) => {
+                self.specs.push(RecSpec { kind, offset, len });
+                self.trace
+                    .push(|| format!("assign         record {id} {kind:?} {len} bytes"));
+                Ok(Some(()))
+            }
+            Err(Error::Backpressure(_)) => Ok(None),
+            Err(Error::LogFailed) => Err("log failed".into()),
+            Err(e) => Err(format!("assign of a valid record failed: {e}")),
+        }
+    }
+
+    fn committer(&mut self, i: usize) -> Result<(), String> {
+        let me = format!("committer-{i}");
+        match self.committers[i] {
+            CState::Idle => {
+                let left = self.rng.range(1, RECORDS_PER_COMMIT_MAX);
+                self.committers[i] = CState::Assigning { left };
+                self.committer(i)
+            }
+            CState::Assigning { left } => {
+                let r = if left > 0 {
+                    self.new_record()
+                } else {
+                    Ok(None)
+                };
+                match r {
+                    Ok(Some(())) if left > 1 => {
+                        self.committers[i] = CState::Assigning { left: left - 1 };
+                        return Ok(());
+                    }
+                    Ok(_) => {}
+                    Err(e) if e == "log failed" => {
+                        self.committers[i] = CState::Stopped;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+                let upto = self.specs.len() as u64;
+                match self.zil.commit() {
+                    Ok(w) => {
+                        self.trace
+                            .push(|| format!("{me:<14} commit -> {w:?} (records 1..={upto})"));
+                        self.committers[i] = CState::Waiting {
+                            w,
+                            upto,
+                            deadline: None,
+                            woken: false,
+                            polled: false,
+                        };
+                    }
+                    Err(Error::LogFailed) => self.committers[i] = CState::Stopped,
+                    Err(Error::Backpressure(_)) => {
+                        self.committers[i] = CState::Assigning { left: 0 }
+                    }
+                    Err(e) => return Err(format!("commit failed: {e}")),
+                }
+                Ok(())
+            }
+            CState::Waiting {
+                w,
+                upto,
+                deadline,
+                woken,
+                ..
+            } => {
+                let now = self.p.now();
+                if !woken && deadline.is_some_and(|d| now >= d) {
+                    self.trace
+                        .push(|| format!("{me:<14} waiter_timeout({w:?}) at {now}"));
+                    self.zil
+                        .waiter_timeout(w)
+                        .map_err(|e| format!("waiter_timeout of a live waiter: {e}"))?;
+                }
+                let st = self
+                    .zil
+                    .waiter_poll(w)
+                    .map_err(|e| format!("poll of a live waiter {w:?}: {e}"))?;
+                self.trace
+                    .push(|| format!("{me:<14} waiter_poll({w:?}) -> {st:?}"));
+                match st {
+                    WaitStatus::Done(Ok(())) => {
+                        self.released.push(w);
+                        self.acked_upto = self.acked_upto.max(upto);
+                        self.committers[i] = CState::Idle;
+                        // Acknowledged: a power cut right now (every
+                        // unflushed write lost) must keep every record.
+                        self.check_image(None).map_err(|e| {
+                            format!("{me} acknowledged records 1..={upto}, but {e}")
+                        })?;
+                    }
+                    WaitStatus::Done(Err(e)) => {
+                        self.released.push(w);
+                        if self.injected_errors == 0 {
+                            return Err(format!("commit failed ({e}) with no fault injected"));
+                        }
+                        self.committers[i] = CState::Stopped;
+                    }
+                    WaitStatus::Pending { deadline_ns } => {
+                        if woken {
+                            return Err(format!("waiter {w:?} woken but still pending"));
+                        }
+                        self.committers[i] = CState::Waiting {
+                            w,
+                            upto,
+                            deadline: deadline_ns,
+                            woken: false,
+                            polled: true,
+                        };
+                    }
+                }
+                Ok(())
+            }
+            CState::Stopped => Ok(()),
+        }
+    }
+
+    fn complete(&mut self, any: bool, faults: bool) -> Result<(), String> {
+        let now = self.p.now();
+        let idx: Vec<usize> = {
+            let st = self.p.st();
+            st.pending
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| any || p.ready_ns <= now)
+                .map(|(i, _)| i)
+                .collect()
+        };
+        if idx.is_empty() {
+            return Ok(());
+        }
+        let i = idx[self.rng.below(idx.len() as u64) as usize];
+        let kind = self.p.st().pending[i].io.kind();
+        let inject = faults
+            && match kind {
+                IoKind::Write | IoKind::Indirect => self.faults.io_errors,
+                IoKind::Flush { .. } => self.faults.flush_errors,
+            }
+            && self.rng.chance_ppm(IO_ERROR_PPM);
+        let result = if inject {
+            self.injected_errors += 1;
+            Err(IoError::Io)
+        } else {
+            Ok(())
+        };
+        let io = self.p.complete(i, result);
+        self.trace.push(|| {
+            format!(
+                "completion     lwb {} {:?} -> {:?}",
+                io.lwb_seq(),
+                io.kind(),
+                result
+            )
+        });
+        self.zil
+            .io_done(io, result)
+            .map_err(|e| format!("completion of in-flight {io:?} refused: {e}"))
+    }
+
+    /// Re-deliver a completed token. Whether the core must refuse it for
+    /// certain is decided from the lwb's state now; a duplicate whose lwb is
+    /// still in the same state is only delivered under `dup-inflight`.
+    fn stale_completion(&mut self) -> Result<(), String> {
+        let tok: IoToken = {
+            let st = self.p.st();
+            st.completed[self.rng.below(st.completed.len() as u64) as usize]
+        };
+        let mut view: Option<LwbView> = None;
+        self.zil.for_each_lwb(|v| {
+            if v.id.seq == tok.lwb_seq() {
+                view = Some(*v);
+            }
+        });
+        let certain = match (view, tok.kind()) {
+            (None, _) => true,
+            (Some(v), IoKind::Write) => v.state != LwbState::Issued || v.zio.write_own_done,
+            (Some(v), IoKind::Flush { .. }) => v.state != LwbState::WriteDone,
+            (Some(v), IoKind::Indirect) => v.state >= LwbState::WriteDone,
+        };
+        if !certain && !self.faults.dup_inflight {
+            return Ok(());
+        }
+        let r = self.zil.io_done(tok, Ok(()));
+        let state = view.map(|v| v.state.name()).unwrap_or("freed");
+        self.trace.push(|| {
+            format!(
+                "stale-io       re-deliver lwb {} {:?} (lwb {state}) -> {r:?}",
+                tok.lwb_seq(),
+                tok.kind()
+            )
+        });
+        match r {
+            Err(Error::StaleHandle) | Err(Error::UnexpectedCompletion) => Ok(()),
+            other => Err(format!(
+                "a duplicate completion of {:?} for lwb {} (state {state}) was accepted: {other:?}",
+                tok.kind(),
+                tok.lwb_seq()
+            )),
+        }
+    }
+
+    fn checkpoint(&mut self) -> Result<(), String> {
+        let s = self.zil.durable_lr_seq();
+        let out = self
+            .zil
+            .checkpoint(s)
+            .map_err(|e| format!("checkpoint({s}) failed: {e}"))?;
+        // The sync actor persists the new head and checkpoint together
+        // (`zh_log` in the txg that synced the records).
+        self.head = out.head.blkptr();
+        self.checkpoint_lr_seq = s;
+        let freed = out.lwbs_freed;
+        let hs = out.head.verifier.seq();
+        self.trace.push(|| {
+            format!("sync           checkpoint({s}) freed {freed} lwbs; head is block seq {hs}")
+        });
+        Ok(())
+    }
+
+    fn check_image(&mut self, rng: Option<&mut Rng>) -> Result<(), String> {
+        let st = self.p.st();
+        let image = st.disks.crash_image(rng);
+        let ex = Expect {
+            head: self.head,
+            checkpoint_lr_seq: self.checkpoint_lr_seq,
+            specs: &self.specs,
+            pieces: &st.pieces,
+            acked_upto: self.acked_upto,
+        };
+        let r = oracle::check(&image, &ex);
+        drop(st);
+        self.crash_states += 1;
+        r.map(|_| ())
+    }
+
+    fn power_cut(&mut self) -> Result<(), String> {
+        let step = self.step;
+        let acked = self.acked_upto;
+        self.trace.push(|| {
+            format!("POWER CUT      at step {step}: {CRASH_IMAGES_PER_CUT}+1 crash images, records 1..={acked} acknowledged")
+        });
+        self.check_image(None)
+            .map_err(|e| format!("power cut (every unflushed write lost): {e}"))?;
+        for k in 0..CRASH_IMAGES_PER_CUT {
+            let mut r = self.rng.fork();
+            self.check_image(Some(&mut r)).map_err(|e| {
+                format!(
+                    "power cut (image {k}: a seeded subset of unflushed writes, torn sectors): {e}"
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Let every I/O finish and every timeout fire; a commit that never
+    /// completes is a hang.
+    fn drain(&mut self) -> Result<(), String> {
+        for _ in 0..DRAIN_ROUNDS_MAX {
+            let waiting: Vec<usize> = (0..self.committers.len())
+                .filter(|&i| matches!(self.committers[i], CState::Waiting { .. }))
+                .collect();
+            let pending = self.p.st().pending.len();
+            if waiting.is_empty() && pending == 0 {
+                return Ok(());
+            }
+            self.step += 1;
+            if pending > 0 {
+                self.complete(true, false)?;
+            } else {
+                self.p.advance_ns(rzil::limits::COMMIT_TIMEOUT_NS_MAX);
+            }
+            for i in waiting {
+                if let CState::Waiting { w, upto, .. } = self.committers[i] {
+                    self.committers[i] = CState::Waiting {
+                        w,
+                        upto,
+                        deadline: Some(0),
+                        woken: false,
+                        polled: true,
+                    };
+                    self.committer(i)?;
+                }
+            }
+            self.after_step()?;
+        }
+        Err("drain: a commit never completed (hang)".into())
+    }
+
+    fn after_step(&mut self) -> Result<(), String> {
+        let (woken, violations) = {
+            let mut st = self.p.st();
+            (
+                std::mem::take(&mut st.woken),
+                std::mem::take(&mut st.violations),
+            )
+        };
+        if let Some(v) = violations.first() {
+            return Err(format!("platform saw: {v}"));
+        }
+        if let Some(v) = self.p.lwbs.violations().first() {
+            return Err(format!("lwb slab: {v}"));
+        }
+        for wk in woken {
+            for c in self.committers.iter_mut() {
+                if let CState::Waiting { w, woken, .. } = c {
+                    if *w == wk {
+                        *woken = true;
+                    }
+                }
+            }
+        }
+        self.check_invariants()
+    }
+
+    /// Reference §1.3–§1.7, observed through `for_each_lwb`.
+    fn check_invariants(&mut self) -> Result<(), String> {
+        let mut views: Vec<LwbView> = Vec::new();
+        self.zil.for_each_lwb(|v| views.push(*v));
+        let Some(first) = views.first() else {
+            return Err("the lwb list is empty (the tail must always exist)".into());
+        };
+        let head_seq = first.id.seq;
+        for (k, v) in views.iter().enumerate() {
+            let seq = v.id.seq;
+            let st = v.state;
+            let bad = |what: &str| format!("lwb {seq} ({}): {what}", st.name());
+            if seq != head_seq + k as u64 {
+                return Err(bad("block seqs on the list are not consecutive"));
+            }
+            let last = k + 1 == views.len();
+            if st == LwbState::Opened && !last {
+                return Err(bad("OPENED but not the tail (at most one OPENED lwb)"));
+            }
+            if st == LwbState::New && !last {
+                return Err(bad("NEW but not the tail"));
+            }
+            if k > 0 {
+                let prev = views[k - 1].state;
+                if st == LwbState::FlushDone && prev != LwbState::FlushDone {
+                    return Err(bad("FLUSH_DONE while an earlier lwb is not"));
+                }
+                if st >= LwbState::Issued && prev < LwbState::Issued {
+                    return Err(bad("issued before an earlier lwb"));
+                }
+            }
+            if st >= LwbState::WriteDone && (v.zio.write_pending != 0 || !v.zio.write_own_done) {
+                return Err(bad("WRITE_DONE or later but its write zio is not done"));
+            }
+            if st == LwbState::FlushDone && (v.zio.root_pending != 0 || v.waiters != 0) {
+                return Err(bad(
+                    "FLUSH_DONE with root children pending or waiters linked",
+                ));
+            }
+            if st < LwbState::Issued && (v.zio.root_armed || v.zio.flushes_issued != 0) {
+                return Err(bad("not issued but its root zio is armed"));
+            }
+            if let Some(old) = self.states.insert(seq, st) {
+                if st < old {
+                    return Err(bad(&format!("state went backwards from {}", old.name())));
+                }
+            }
+        }
+        // Freed lwbs: only from the head, only FLUSH_DONE.
+        let mut gone = Vec::new();
+        for (&seq, &st) in &self.states {
+            if seq < head_seq {
+                if st != LwbState::FlushDone {
+                    return Err(format!(
+                        "lwb {seq} left the list in state {} (only FLUSH_DONE lwbs are freed)",
+                        st.name()
+                    ));
+                }
+                gone.push(seq);
+            }
+        }
+        for s in gone {
+            self.states.remove(&s);
+        }
+        if self.p.lwbs.live() != views.len() {
+            return Err(format!(
+                "lwb slab holds {} objects but the list has {}",
+                self.p.lwbs.live(),
+                views.len()
+            ));
+        }
+        Ok(())
+    }
+}
