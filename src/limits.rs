@@ -51,10 +51,11 @@ pub const LWB_ITXS_MAX: usize = 256;
 /// Most itxs queued on the commit list (assigned but not yet placed in an
 /// lwb). Reaching it is back-pressure: `assign` fails with
 /// [`crate::Error::Backpressure`] until a commit drains the list.
-pub const COMMIT_LIST_ITXS_MAX: usize = 1024;
+pub const COMMIT_LIST_ITXS_MAX: usize = 256;
 
-/// Most commit waiters alive at once (one per in-progress `commit`).
-pub const COMMIT_WAITERS_MAX: usize = 256;
+/// Most commit waiters alive at once (one per in-progress `commit`): room
+/// for 128 concurrent committers.
+pub const COMMIT_WAITERS_MAX: usize = 128;
 
 /// Most vdevs an lwb can write to and therefore flush (a bitmask).
 pub const VDEVS_MAX: u32 = 64;
