@@ -16,7 +16,7 @@
 
 use super::consts::*;
 use super::endian::ByteOrder;
-use super::fletcher::{fletcher_2, fletcher_4};
+use super::fletcher::{fletcher_2, fletcher_4, fletcher_4_extend_zeros, FLETCHER_4_WORD_BYTES};
 use super::record::RecordIter;
 use super::types::{chain_offsets, Blkptr, ZilChain, ZioCksum, ZioEck};
 
@@ -244,7 +244,12 @@ pub fn seal_slim_block_in(
     };
     // nused >= 184 so the header fits; encode cannot fail.
     chain.encode_in(used, order).ok_or(too_big)?;
-    let sum = fletcher_4(block.get(..write_bytes).ok_or(too_big)?, order);
+    // The zero fill is summed in closed form rather than read (from the
+    // first whole zero word; a partly used word is read as it is).
+    let head_bytes = nused_bytes.next_multiple_of(FLETCHER_4_WORD_BYTES);
+    let head = fletcher_4(block.get(..head_bytes).ok_or(too_big)?, order);
+    let zero_words = ((write_bytes - head_bytes) / FLETCHER_4_WORD_BYTES) as u64;
+    let sum = fletcher_4_extend_zeros(head, zero_words);
     sum.encode_in(block.get_mut(chain_offsets::CKSUM..).ok_or(too_big)?, order)
         .ok_or(too_big)?;
     Ok(write_bytes)

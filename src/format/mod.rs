@@ -68,7 +68,7 @@ pub use dump::{dump_block, dump_chain, infer_block, DumpSink};
 pub use endian::ByteOrder;
 pub use fletcher::{
     fletcher_2, fletcher_2_byteswap, fletcher_2_native, fletcher_4, fletcher_4_byteswap,
-    fletcher_4_native,
+    fletcher_4_extend_zeros, fletcher_4_native,
 };
 pub use record::{Record, RecordError, RecordInfo, RecordIter, WriteInfo, WriteKind};
 pub use replay::{replay_log, ReplayFailure, ReplaySummary, Replayer};
