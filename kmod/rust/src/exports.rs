@@ -111,9 +111,15 @@ impl Platform for KRef {
 }
 
 /// One attached provider's core: the platform and the log on top of it.
+///
+/// # Invariants
+///
+/// Once `rzil_core_attach` returned 0, `zil_slot` is `Ok`: the slot is a
+/// `Result` only so that `Zil::new` can write its (large) answer straight
+/// into the instance memory instead of through the 16 KiB kernel stack.
 pub struct Instance {
     platform: KPlatform,
-    zil: Zil<KRef>,
+    zil_slot: Result<Zil<KRef>, Error>,
     tracer: Mutex<Tracer>,
     sc: *mut ffi::rzil_softc,
     commit_latency_ns_max: AtomicU64,
@@ -124,8 +130,19 @@ impl core::fmt::Debug for Instance {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Instance")
             .field("platform", &self.platform)
-            .field("zil", &self.zil)
+            .field("zil", &self.zil_slot)
             .finish()
+    }
+}
+
+impl Instance {
+    /// The log of an attached instance.
+    fn zil(&self) -> &Zil<KRef> {
+        match &self.zil_slot {
+            Ok(z) => z,
+            // Type invariant: attached instances hold Ok.
+            Err(_) => unreachable!("rzil: instance used after a failed attach"),
+        }
     }
 }
 
@@ -241,23 +258,27 @@ pub unsafe extern "C" fn rzil_core_attach(
     }
     // SAFETY: the platform field was just initialised and is not null.
     let kref = KRef(unsafe { NonNull::new_unchecked(addr_of_mut!((*inst).platform)) });
-    match Zil::new(kref, config) {
-        Ok(zil) => {
-            // SAFETY: as above; the Zil's own locks are still in their
-            // const INIT state, so moving it into place is allowed.
-            unsafe { addr_of_mut!((*inst).zil).write(zil) };
+    // SAFETY: as above. The Zil's own locks are still in their const INIT
+    // state, so writing it into place is allowed; the result is built in
+    // the slot (the call's return slot is the instance memory).
+    unsafe { addr_of_mut!((*inst).zil_slot).write(Zil::new(kref, config)) };
+    // SAFETY: the slot was just written.
+    let started = unsafe { (*inst).zil_slot.as_ref().err().copied() };
+    match started {
+        None => {
             // SAFETY: every field is initialised now.
             trace_states(unsafe { &*inst });
             0
         }
-        Err(e) => {
+        Some(e) => {
             log_fmt(format_args!(
                 "instance {}: cannot start the log: {}",
                 geom.rg_instance, e
             ));
-            // SAFETY: only the platform, the tracer and plain fields were
-            // written; those two need dropping (they hold kernel locks).
+            // SAFETY: every field was written; those holding resources are
+            // dropped (the Err slot holds none but is dropped for form).
             unsafe {
+                core::ptr::drop_in_place(addr_of_mut!((*inst).zil_slot));
                 core::ptr::drop_in_place(addr_of_mut!((*inst).tracer));
                 core::ptr::drop_in_place(addr_of_mut!((*inst).platform));
             }
@@ -299,7 +320,7 @@ pub unsafe extern "C" fn rzil_core_detach(core: *mut ffi::rzil_core) {
     // Zil goes first (it holds a KRef into the platform), then the
     // platform; both return their objects to the UMA zones.
     unsafe {
-        core::ptr::drop_in_place(addr_of_mut!((*inst).zil));
+        core::ptr::drop_in_place(addr_of_mut!((*inst).zil_slot));
         core::ptr::drop_in_place(addr_of_mut!((*inst).tracer));
         core::ptr::drop_in_place(addr_of_mut!((*inst).platform));
     }
@@ -334,7 +355,7 @@ pub unsafe extern "C" fn rzil_core_append(
         offset: rec.rr_offset_bytes,
         data: WriteData::Copied(data),
     };
-    match inst.zil.assign(inst.zil.config().txg, &record) {
+    match inst.zil().assign(inst.zil().config().txg, &record) {
         Ok(()) => 0,
         Err(e) => {
             if let Error::InvalidRecord(why) = e {
@@ -382,17 +403,17 @@ pub unsafe extern "C" fn rzil_core_commit(
 
 fn commit_and_wait(inst: &Instance) -> Result<(), Error> {
     let p = &inst.platform;
-    let w = inst.zil.commit()?;
+    let w = inst.zil().commit()?;
     // Ends when the waiter is done: every lwb completes or fails, and
     // the commit timeout closes a lingering open lwb.
     loop {
         let seen = p.wake_seq();
-        match inst.zil.waiter_poll(w)? {
+        match inst.zil().waiter_poll(w)? {
             WaitStatus::Done(r) => return r,
             WaitStatus::Pending { deadline_ns } => {
                 let now = p.now_ns();
                 match deadline_ns {
-                    Some(d) if now >= d => inst.zil.waiter_timeout(w)?,
+                    Some(d) if now >= d => inst.zil().waiter_timeout(w)?,
                     Some(d) => {
                         let _: WaitResult = p.sleep(seen, d - now);
                     }
@@ -409,7 +430,7 @@ fn commit_and_wait(inst: &Instance) -> Result<(), Error> {
 fn trace_states(inst: &Instance) {
     let mut now = [(0u64, LwbState::New); rzil::limits::LWB_INFLIGHT_MAX];
     let mut n = 0usize;
-    inst.zil.for_each_lwb(|v| {
+    inst.zil().for_each_lwb(|v| {
         if let Some(slot) = now.get_mut(n) {
             *slot = (v.id.seq, v.state);
             n += 1;
@@ -432,7 +453,7 @@ fn trace_states(inst: &Instance) {
 pub unsafe extern "C" fn rzil_core_checkpoint(core: *mut ffi::rzil_core) -> i32 {
     // SAFETY: caller's contract.
     let inst = unsafe { instance(core) };
-    let result = inst.zil.checkpoint(inst.zil.durable_lr_seq());
+    let result = inst.zil().checkpoint(inst.zil().durable_lr_seq());
     trace_states(inst);
     match result {
         Ok(_) => 0,
@@ -453,7 +474,7 @@ pub unsafe extern "C" fn rzil_core_stats(core: *mut ffi::rzil_core, st: *mut ffi
     let Some(st) = (unsafe { st.as_mut() }) else {
         return;
     };
-    let s = inst.zil.stats();
+    let s = inst.zil().stats();
     st.rs_records = s.records;
     st.rs_commits = s.commits;
     st.rs_lwbs_issued = s.lwbs_issued;
@@ -461,7 +482,7 @@ pub unsafe extern "C" fn rzil_core_stats(core: *mut ffi::rzil_core, st: *mut ffi
     st.rs_bytes_written = s.write_bytes;
     st.rs_io_errors = inst.io_errors.load(Ordering::Relaxed);
     st.rs_commit_latency_ns_max = inst.commit_latency_ns_max.load(Ordering::Relaxed);
-    inst.zil.for_each_lwb(|v| {
+    inst.zil().for_each_lwb(|v| {
         if let Some(n) = st.rs_lwbs_in_state.get_mut(v.state as usize) {
             *n += 1;
         }
@@ -499,7 +520,7 @@ pub unsafe extern "C" fn rzil_core_io_done(
         }
         _ => {}
     }
-    let done = inst.zil.io_done(token, result);
+    let done = inst.zil().io_done(token, result);
     trace_states(inst);
     if let Err(e) = done {
         log_fmt(format_args!(
