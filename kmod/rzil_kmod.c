@@ -549,10 +549,14 @@ rzil_load(void)
 	sx_init(&rzil_lock, "rzil instances");
 	rzil_counters_alloc();
 	error = rzil_zones_create(&sizes);
-	if (error == 0)
+	if (error == 0) {
 		error = g_modevent(NULL, MOD_LOAD, &rzil_class);
-	if (error == 0)
-		error = rzil_dev_create();
+		if (error == 0) {
+			error = rzil_dev_create();
+			if (error != 0)
+				(void)g_modevent(NULL, MOD_UNLOAD, &rzil_class);
+		}
+	}
 	if (error != 0) {
 		rzil_zones_destroy();
 		rzil_counters_free();
