@@ -104,7 +104,13 @@ for src in "$kmod"/rzil_*.c; do
 	clang-$llvm "${cflags[@]}" "${copt[@]}" "${cwarn[@]}" -c "$src" -o "$obj"
 	objs+=("$obj")
 done
-stamp "clang-$llvm (C shim)"
+# The user-space side of the ioctl ABI: kmod/tools/rzilctl.c must compile
+# against FreeBSD's userland headers (no _KERNEL) with rzil_ioctl.h.
+clang-$llvm -target x86_64-unknown-freebsd15.0 -D__FreeBSD_version=$freebsd_version \
+    -nostdinc -isystem "$inc/x86_64-freebsd-none" -isystem "$inc/generic-freebsd" \
+    -I"$kmod" -O2 -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Werror \
+    -c "$kmod/tools/rzilctl.c" -o "$build/rzilctl.o"
+stamp "clang-$llvm (C shim, rzilctl)"
 
 # --- 3. link: one relocatable object -----------------------------------------
 # First the Rust side alone, pulling from the archive only what the
