@@ -3,12 +3,12 @@
 //! A lean in-memory platform (no data copies, fixed pools) so the count is
 //! the core's own work: `assign` (copy into the itx), `commit` (place, close,
 //! fill, seal with fletcher-4, submit), the write and flush completions, the
-//! poll that sees the waiter done, and a checkpoint every 16 records.
+//! poll that sees the waiter done, and a checkpoint every 16 commits.
 //!
-//! `cargo run --release --features testkit --example commit_cost -- N [skip-checksum-report]`
-//! runs N lone-committer commits; `make bench-core` runs it under callgrind
-//! for two values of N and prints instructions per record from the
-//! difference (which cancels start-up).
+//! `cargo run --release --features testkit --example commit_cost -- N [BATCH]`
+//! commits N records, BATCH per commit (default 1: a lone committer).
+//! `make bench-core` runs it under callgrind for two values of N and prints
+//! instructions per record from the difference (which cancels start-up).
 
 use rzil::itx::Itx;
 use rzil::lwb::LwbObj;
@@ -138,6 +138,13 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
+    // Records per commit: 1 is a lone committer's worst case; more share
+    // one lwb, one write and one flush, as concurrent committers' do.
+    let batch: u64 = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let lean = Lean {
         clock: AtomicU64::new(1),
         next_off: AtomicU64::new(0),
@@ -147,13 +154,15 @@ fn main() {
     let zil = Zil::new(&lean, Config::new(1)).expect("log");
     let data = vec![0x5au8; 4096];
     let mut io = Vec::with_capacity(16);
-    for i in 0..n {
-        let rec = Record::Write {
-            foid: 1,
-            offset: i * 4096,
-            data: WriteData::Copied(&data),
-        };
-        zil.assign(1, &rec).expect("assign");
+    for i in 0..n / batch {
+        for j in 0..batch {
+            let rec = Record::Write {
+                foid: 1,
+                offset: (i * batch + j) * 4096,
+                data: WriteData::Copied(&data),
+            };
+            zil.assign(1, &rec).expect("assign");
+        }
         let w = zil.commit().expect("commit");
         // Deliver completions (write, then the flush it triggers).
         for _ in 0..4 {

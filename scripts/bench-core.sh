@@ -5,14 +5,16 @@
 # the embedded fletcher-4 (seal), libc memory ops and everything else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-lo=${1:-1000}
-hi=${2:-3000}
+lo=${1:-1024}
+hi=${2:-3072}
 cargo build -q --release --features testkit --example commit_cost
 bin=target/release/examples/commit_cost
 out=target/bench-core
 mkdir -p "$out"
+report() {
+batch=$1
 for n in "$lo" "$hi"; do
-	valgrind --tool=callgrind --callgrind-out-file="$out/cg.$n" "$bin" "$n" >/dev/null 2>&1
+	valgrind --tool=callgrind --callgrind-out-file="$out/cg.$n" "$bin" "$n" "$batch" >/dev/null 2>&1
 done
 total() { callgrind_annotate --auto=no --threshold=100 "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}'; }
 part() { callgrind_annotate --auto=no --threshold=100 "$1" 2>/dev/null | awk -v pat="$2" '$0 ~ pat {gsub(",","",$1); s+=$1} END {print s+0}'; }
@@ -21,9 +23,12 @@ s_lo=$(part "$out/cg.$lo" "seal_slim_block_in|fletcher"); s_hi=$(part "$out/cg.$
 m_lo=$(part "$out/cg.$lo" "__mem(cpy|set|move)"); m_hi=$(part "$out/cg.$hi" "__mem(cpy|set|move)")
 n=$((hi - lo))
 per=$(( (t_hi - t_lo) / n )); seal=$(( (s_hi - s_lo) / n )); mem=$(( (m_hi - m_lo) / n ))
-echo "instructions per committed 4 KiB record: $per"
+echo "instructions per committed 4 KiB record, $batch record(s) per commit: $per"
 echo "  embedded fletcher-4 + sealing:          $seal"
 echo "  libc memcpy/memset (record copies):     $mem"
 echo "  lwb pipeline (everything else):         $((per - seal - mem))"
+echo "command: valgrind --tool=callgrind $bin N $batch  (N = $lo and $hi)"
+}
+report 1
+report 16
 echo "goal: <= 2000 per record (issue #2)"
-echo "command: valgrind --tool=callgrind $bin N  (N = $lo and $hi)"

@@ -46,7 +46,7 @@ pub const WRITE_DATA_BYTES_MAX: u32 = 16 * 1024 * 1024;
 
 /// Most itxs (records) in one lwb. A block that reaches it is closed as if
 /// full, which bounds the per-lwb record list to a fixed array.
-pub const LWB_ITXS_MAX: usize = 256;
+pub const LWB_ITXS_MAX: usize = 128;
 
 /// Most itxs queued on the commit list (assigned but not yet placed in an
 /// lwb). Reaching it is back-pressure: `assign` fails with
