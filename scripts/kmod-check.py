@@ -5,7 +5,9 @@ No FreeBSD kernel can be booted where `make test` runs, so this script
 checks what the FreeBSD kernel linker (sys/kern/link_elf_obj.c with
 sys/amd64/amd64/elf_machdep.c) and kernel code generation require:
 
-  elf        ELF64, little-endian, x86-64, ET_REL, OS/ABI FreeBSD
+  elf        ELF64, little-endian, x86-64, ET_REL, OS/ABI FreeBSD; no
+             constructor tables (.init_array/.ctors: the kernel linker runs
+             none), no thread-local data, no GOT/PLT
   sets       the linker sets a module needs (set_modmetadata_set,
              set_sysinit_set, set_sysuninit_set, set_sysctl_set, the SDT
              sets), each a whole number of relocated pointers
@@ -56,6 +58,13 @@ SHT_NOBITS = 8
 SHT_REL = 9
 SHF_ALLOC = 0x2
 SHF_EXECINSTR = 0x4
+SHF_TLS = 0x400
+# Sections the kernel linker would load but never act on: constructors it
+# does not run, thread-local storage the kernel does not have, dynamic
+# linking tables it does not fill.
+FORBIDDEN_SECTIONS = re.compile(
+    r"^\.(?:init_array|fini_array|preinit_array|ctors|dtors|init|fini|"
+    r"tdata|tbss|got|got\.plt|plt|dynamic|interp)(?:\.|$)")
 SHN_UNDEF = 0
 STB_LOCAL = 0
 STT_SECTION = 3
@@ -250,6 +259,11 @@ def check_elf(elf, rep):
                  "relocatable objects" % elf.e_type)
     if elf.e_machine != EM_X86_64:
         rep.fail("elf", "e_machine is %d, not x86-64" % elf.e_machine)
+    for s in elf.sections:
+        if FORBIDDEN_SECTIONS.match(s["name"]) or s["flags"] & SHF_TLS:
+            rep.fail("elf", "section %s: constructors, TLS and dynamic "
+                     "linking tables have no meaning in a kernel module"
+                     % s["name"])
 
 
 def check_sets(elf, rep):
