@@ -7,6 +7,7 @@
 //! ```
 
 use rzil_sim::{run, BugName, FaultSet, Model, SimArgs};
+use std::io::Write;
 use std::process::ExitCode;
 
 fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
@@ -59,10 +60,13 @@ fn main() -> ExitCode {
         }
     };
     let rep = run(&sim);
+    // A closed stdout (`| head`) is not an error worth a panic.
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", rep.to_json());
+        let _ = writeln!(out, "{}", rep.to_json());
     } else {
-        println!(
+        let _ = writeln!(
+            out,
             "seeds {}..{}: {} run, {} steps, {} crash states, {} failures ({:.1} s)",
             sim.seeds.start,
             sim.seeds.end,
@@ -73,9 +77,9 @@ fn main() -> ExitCode {
             rep.elapsed_s
         );
         if let (Some(seed), Some(f)) = (rep.first_failing_seed, &rep.first_failure) {
-            println!("first failing seed {seed}: {f}");
+            let _ = writeln!(out, "first failing seed {seed}: {f}");
             for l in &rep.trace {
-                println!("  {l}");
+                let _ = writeln!(out, "  {l}");
             }
         }
     }
