@@ -153,6 +153,9 @@ pub struct FaultSet {
     pub alloc_fail: bool,
     /// A crafted log block with an absurd `lrc_reclen` on the device.
     pub crafted: bool,
+    /// The core is told to skip cache flushes (`nocacheflush`) on devices
+    /// that have a volatile cache: the oracle expects loss and says so.
+    pub nocacheflush: bool,
 }
 
 impl Default for FaultSet {
@@ -167,6 +170,7 @@ impl Default for FaultSet {
             lying_flush: false,
             alloc_fail: true,
             crafted: true,
+            nocacheflush: false,
         }
     }
 }
@@ -183,11 +187,17 @@ impl FaultSet {
         lying_flush: false,
         alloc_fail: false,
         crafted: false,
+        nocacheflush: false,
     };
+
+    /// Whether these faults make loss of acknowledged records expected.
+    pub fn expects_loss(&self) -> bool {
+        self.lying_flush || self.nocacheflush
+    }
 
     /// Names accepted by [`FaultSet::parse`].
     pub const NAMES: &'static str =
-        "none, default, io, flush, power, multi-vdev, stale, dup-inflight, lying-flush, alloc, crafted";
+        "none, default, io, flush, power, multi-vdev, stale, dup-inflight, lying-flush, alloc, crafted, nocacheflush";
 
     /// Parse a comma-separated list (`default` = the standard set).
     pub fn parse(list: &str) -> Result<FaultSet, String> {
@@ -200,6 +210,7 @@ impl FaultSet {
                     f = FaultSet {
                         dup_inflight: f.dup_inflight,
                         lying_flush: f.lying_flush,
+                        nocacheflush: f.nocacheflush,
                         ..d
                     };
                 }
@@ -212,6 +223,7 @@ impl FaultSet {
                 "lying-flush" => f.lying_flush = true,
                 "alloc" => f.alloc_fail = true,
                 "crafted" => f.crafted = true,
+                "nocacheflush" => f.nocacheflush = true,
                 _ => {
                     return Err(format!(
                         "unknown fault {name:?} (one of: {})",
@@ -342,7 +354,7 @@ pub fn run_seed(args: &SimArgs, seed: u64, trace: bool) -> SeedOutcome {
 pub fn run(args: &SimArgs) -> SimReport {
     let start = Instant::now();
     let mut rep = SimReport {
-        expected_loss: args.faults.lying_flush,
+        expected_loss: args.faults.expects_loss(),
         ..Default::default()
     };
     let hook = std::panic::take_hook();

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! rzil-sim --seeds A..B [--model rzil|ozfs-2.2.0] [--bug NAME] [--faults LIST]
-//!          [--steps N] [--stop-at-first] [--json]
+//!          [--steps N] [--stop-at-first] [--json] [--trace]
 //! ```
 
 use rzil_sim::{run, BugName, FaultSet, Model, SimArgs};
@@ -22,9 +22,10 @@ fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
     Ok(a..b)
 }
 
-fn parse(args: &[String]) -> Result<(SimArgs, bool), String> {
+fn parse(args: &[String]) -> Result<(SimArgs, bool, bool), String> {
     let mut sim = SimArgs::new(0..100, Model::Rzil);
     let mut json = false;
+    let mut trace = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -40,6 +41,7 @@ fn parse(args: &[String]) -> Result<(SimArgs, bool), String> {
             }
             "--stop-at-first" => sim.stop_at_first_failure = true,
             "--json" => json = true,
+            "--trace" => trace = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -47,21 +49,32 @@ fn parse(args: &[String]) -> Result<(SimArgs, bool), String> {
         // A bug switch names OpenZFS code; it applies to the ozfs model.
         return Err("--bug needs --model ozfs-2.2.0".into());
     }
-    Ok((sim, json))
+    Ok((sim, json, trace))
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (sim, json) = match parse(&args) {
+    let (sim, json, trace) = match parse(&args) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("rzil-sim: {e}");
             return ExitCode::from(2);
         }
     };
-    let rep = run(&sim);
     // A closed stdout (`| head`) is not an error worth a panic.
     let mut out = std::io::stdout().lock();
+    if trace {
+        // The last lines of each seed's trace, failing or not.
+        for seed in sim.seeds.clone() {
+            let o = rzil_sim::run_seed(&sim, seed, true);
+            let _ = writeln!(out, "seed {seed}: {} steps, {:?}", o.steps, o.failure);
+            for l in &o.trace {
+                let _ = writeln!(out, "  {l}");
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let rep = run(&sim);
     if json {
         let _ = writeln!(out, "{}", rep.to_json());
     } else {

@@ -91,6 +91,7 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
     let mut cfg = Config::new(SIM_OBJSET);
     cfg.commit_timeout_pct = [1, 5, 10, 50][rng.below(4) as usize];
     cfg.max_block_bytes = [16 * 1024, 32 * 1024, 128 * 1024][rng.below(3) as usize];
+    cfg.nocacheflush = faults.nocacheflush;
     let zil = match Zil::new(&p, cfg) {
         Ok(z) => z,
         Err(e) => {
@@ -124,6 +125,8 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
         let e = format!("step {}: {e}", w.step);
         if faults.lying_flush {
             format!("EXPECTED LOSS (the device lies about flushes): {e}")
+        } else if faults.nocacheflush {
+            format!("EXPECTED LOSS (nocacheflush on devices with a volatile cache): {e}")
         } else {
             e
         }

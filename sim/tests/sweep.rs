@@ -70,6 +70,20 @@ fn oracle_catches_a_device_that_lies_about_flushes_on_the_model() {
 }
 
 #[test]
+fn oracle_catches_a_core_told_to_skip_flushes() {
+    let mut args = SimArgs::new(0..4, Model::Rzil);
+    args.faults = FaultSet::parse("nocacheflush").unwrap();
+    let rep = run(&args);
+    assert!(rep.expected_loss);
+    assert!(rep.failures > 0);
+    let f = rep.first_failure.unwrap();
+    assert!(
+        f.contains("EXPECTED LOSS (nocacheflush") && f.contains("lost"),
+        "{f}"
+    );
+}
+
+#[test]
 fn without_power_cuts_and_errors_nothing_is_lost_either() {
     let mut args = SimArgs::new(100..104, Model::Rzil);
     args.faults = FaultSet::NONE;
