@@ -22,6 +22,9 @@ use crate::rng::SplitMix64;
 
 /// How often the driver's monitor wakes to report progress and check time.
 pub const DRIVE_TICK: Duration = Duration::from_millis(100);
+/// With commits in progress, this long without one completing is a stall:
+/// the driver aborts the log rather than hang.
+pub const DRIVE_STALL: Duration = Duration::from_secs(20);
 
 /// Smallest record a workload commits.
 pub const RECORD_BYTES_MIN: usize = 16;
@@ -71,6 +74,13 @@ pub trait SyncLog: Sync {
     /// `0..threads`; a backend may keep per-committer state, touched only
     /// by that committer.
     fn commit(&self, id: RecordId, data: &[u8]) -> Result<(), CommitError>;
+
+    /// No commit has completed for [`DRIVE_STALL`]: stop, making every
+    /// commit in progress or to come fail with a reason naming `reason`.
+    /// A backend that cannot stall need not do anything.
+    fn abort(&self, reason: &str) {
+        let _ = reason;
+    }
 }
 
 /// Object id of committer 0's file; committer `i` writes object
@@ -260,18 +270,38 @@ pub fn drive(
     on_ack: &(dyn Fn(usize, u64) + Sync),
     on_tick: &mut dyn FnMut(Tick),
 ) -> Result<DriveResult, CommitError> {
+    drive_with_stall(log, config, DRIVE_STALL, on_ack, on_tick)
+}
+
+/// [`drive`] with the stall bound given (tests use a short one).
+pub fn drive_with_stall(
+    log: &dyn SyncLog,
+    config: DriveConfig,
+    stall: Duration,
+    on_ack: &(dyn Fn(usize, u64) + Sync),
+    on_tick: &mut dyn FnMut(Tick),
+) -> Result<DriveResult, CommitError> {
     assert!(
         config.record_bytes >= RECORD_BYTES_MIN,
         "record below the minimum"
     );
     let stop = AtomicBool::new(false);
     let commits = AtomicU64::new(0);
+    let running = AtomicU64::new(config.threads as u64);
     let start = Instant::now();
     let results: Vec<Result<Histogram, CommitError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..config.threads)
             .map(|committer| {
-                let (stop, commits) = (&stop, &commits);
+                let (stop, commits, running) = (&stop, &commits, &running);
                 scope.spawn(move || -> Result<Histogram, CommitError> {
+                    /// Counts this committer out however it returns.
+                    struct Exit<'a>(&'a AtomicU64);
+                    impl Drop for Exit<'_> {
+                        fn drop(&mut self) {
+                            self.0.fetch_sub(1, Ordering::Release);
+                        }
+                    }
+                    let _exit = Exit(running);
                     let mut latency = Histogram::new();
                     let mut record = vec![0u8; config.record_bytes];
                     let mut seq = 0u64;
@@ -295,17 +325,37 @@ pub fn drive(
                 })
             })
             .collect();
-        loop {
+        // Watch until every committer is out: report progress while the
+        // run lasts, and abort the log if commits stop completing (a stalled
+        // pipeline must end the run with a reason, not hang it).
+        let mut last_commits = 0;
+        let mut last_progress = Instant::now();
+        let mut aborted = false;
+        while running.load(Ordering::Acquire) > 0 {
             let elapsed = start.elapsed();
-            if elapsed >= config.duration || stop.load(Ordering::Relaxed) {
+            let stopping = elapsed >= config.duration || stop.load(Ordering::Relaxed);
+            if stopping {
                 stop.store(true, Ordering::Relaxed);
-                break;
+                std::thread::sleep(DRIVE_TICK / 10);
+            } else {
+                std::thread::sleep(DRIVE_TICK.min(config.duration - elapsed));
+                on_tick(Tick {
+                    commits: commits.load(Ordering::Relaxed),
+                    elapsed: start.elapsed(),
+                });
             }
-            std::thread::sleep(DRIVE_TICK.min(config.duration - elapsed));
-            on_tick(Tick {
-                commits: commits.load(Ordering::Relaxed),
-                elapsed: start.elapsed(),
-            });
+            let now_commits = commits.load(Ordering::Relaxed);
+            if now_commits != last_commits {
+                (last_commits, last_progress) = (now_commits, Instant::now());
+            } else if !aborted && last_progress.elapsed() >= stall {
+                log.abort(&format!(
+                    "no commit completed for {:.1} s with {} committers waiting",
+                    stall.as_secs_f64(),
+                    running.load(Ordering::Acquire)
+                ));
+                aborted = true;
+                stop.store(true, Ordering::Relaxed);
+            }
         }
         handles
             .into_iter()
@@ -438,6 +488,51 @@ mod tests {
         let began = Instant::now();
         let error = drive(&log, config, &|_, _| {}, &mut |_| {}).unwrap_err();
         assert!(matches!(error, CommitError::Refused(_)));
+        assert!(began.elapsed() < Duration::from_secs(5));
+    }
+
+    /// Never completes a commit until aborted.
+    struct StuckLog {
+        aborted: Mutex<Option<String>>,
+        cv: parking_lot::Condvar,
+    }
+
+    impl SyncLog for StuckLog {
+        fn commit(&self, _id: RecordId, _data: &[u8]) -> Result<(), CommitError> {
+            let mut aborted = self.aborted.lock();
+            while aborted.is_none() {
+                self.cv.wait(&mut aborted);
+            }
+            Err(CommitError::Refused(aborted.clone().unwrap_or_default()))
+        }
+
+        fn abort(&self, reason: &str) {
+            *self.aborted.lock() = Some(reason.to_owned());
+            self.cv.notify_all();
+        }
+    }
+
+    #[test]
+    fn a_stalled_log_is_aborted_not_waited_for_forever() {
+        let log = StuckLog {
+            aborted: Mutex::new(None),
+            cv: parking_lot::Condvar::new(),
+        };
+        let config = DriveConfig {
+            threads: 3,
+            duration: Duration::from_millis(100),
+            record_bytes: 32,
+        };
+        let began = Instant::now();
+        let error = drive_with_stall(
+            &log,
+            config,
+            Duration::from_millis(300),
+            &|_, _| {},
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("no commit completed"), "{error}");
         assert!(began.elapsed() < Duration::from_secs(5));
     }
 

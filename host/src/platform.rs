@@ -62,6 +62,8 @@ pub const CHECKPOINT_LWBS_IN_USE: usize = LWB_INFLIGHT_MAX / 2;
 pub const CHECKPOINT_RING_USED_PCT: u64 = 25;
 /// ... and at least this often (the `zil_sync` cadence of a quiet log).
 pub const CHECKPOINT_INTERVAL_MAX: Duration = Duration::from_secs(1);
+/// Longest sleep between retries of a commit under back-pressure.
+pub const RETRY_SLEEP_MAX: Duration = Duration::from_millis(5);
 /// A commit waiter not woken within this long is reported as stuck rather
 /// than waited for forever.
 pub const WAITER_STALL: Duration = Duration::from_secs(30);
@@ -617,6 +619,10 @@ pub struct HostLog<'p, 'd> {
     closing: AtomicBool,
     failure: Mutex<Option<String>>,
     checkpoint_lr_seq: AtomicU64,
+    /// Committers inside the core: at most `COMMIT_WAITERS_MAX`, so the
+    /// rest sleep here instead of spinning on waiter back-pressure.
+    permits: Mutex<usize>,
+    permits_cv: Condvar,
 }
 
 impl std::fmt::Debug for HostLog<'_, '_> {
@@ -660,6 +666,10 @@ impl<'p, 'd> HostLog<'p, 'd> {
     fn fail(&self, why: String) {
         self.failure.lock().get_or_insert(why);
         self.closing.store(true, Ordering::Release);
+        // Committers waiting for a permit must see the failure; take the
+        // permit lock so none can miss this between its check and its wait.
+        let _permits = self.permits.lock();
+        self.permits_cv.notify_all();
     }
 
     /// Persist `head` and `checkpoint_lr_seq` as the next superblock
@@ -691,6 +701,43 @@ impl<'p, 'd> HostLog<'p, 'd> {
         Ok(())
     }
 
+    /// Take a committer permit, sleeping while `COMMIT_WAITERS_MAX`
+    /// committers are inside the core.
+    fn acquire_permit(&self) -> Result<(), CommitError> {
+        let mut permits = self.permits.lock();
+        while *permits == 0 {
+            if let Some(why) = self.failure() {
+                return Err(CommitError::Refused(why));
+            }
+            // Woken by a released permit, or by `fail` (notify_all).
+            self.permits_cv.wait(&mut permits);
+        }
+        *permits -= 1;
+        Ok(())
+    }
+
+    fn release_permit(&self) {
+        *self.permits.lock() += 1;
+        self.permits_cv.notify_one();
+    }
+
+    /// Count of lwbs per state, for a stall report.
+    fn lwb_states(&self) -> String {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        self.zil.for_each_lwb(|view| {
+            let state = format!("{:?}", view.state);
+            match counts.iter_mut().find(|(s, _)| *s == state) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((state, 1)),
+            }
+        });
+        counts
+            .iter()
+            .map(|(state, n)| format!("{n} {state}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The `zil_sync` analogue: treat every durable record as applied,
     /// free the lwbs it covers, persist the new head and checkpoint seq,
     /// and only then let the ring reuse the freed blocks.
@@ -703,9 +750,11 @@ impl<'p, 'd> HostLog<'p, 'd> {
         Ok(())
     }
 
-    /// Retry `op` while the core answers back-pressure, sleeping
-    /// `COMMIT_RETRY_NS` between tries; give up once the log is closing.
+    /// Retry `op` while the core answers back-pressure, sleeping from
+    /// `COMMIT_RETRY_NS` up to [`RETRY_SLEEP_MAX`], doubling; give up once
+    /// the log is closing.
     fn retry<T>(&self, mut op: impl FnMut() -> Result<T, Error>) -> Result<T, CommitError> {
+        let mut sleep = Duration::from_nanos(COMMIT_RETRY_NS);
         loop {
             match op() {
                 Ok(value) => return Ok(value),
@@ -719,7 +768,8 @@ impl<'p, 'd> HostLog<'p, 'd> {
                                 .unwrap_or_else(|| "log is shutting down".into()),
                         ));
                     }
-                    std::thread::sleep(Duration::from_nanos(COMMIT_RETRY_NS));
+                    std::thread::sleep(sleep);
+                    sleep = (sleep * 2).min(RETRY_SLEEP_MAX);
                 }
                 Err(error) => return Err(core_error(error)),
             }
@@ -755,6 +805,25 @@ impl Drop for HelperGuard<'_, '_> {
 
 impl SyncLog for HostLog<'_, '_> {
     fn commit(&self, id: RecordId, data: &[u8]) -> Result<(), CommitError> {
+        self.acquire_permit()?;
+        let result = self.commit_inside(id, data);
+        self.release_permit();
+        result
+    }
+
+    fn abort(&self, reason: &str) {
+        let states = self.lwb_states();
+        self.fail(format!(
+            "{reason} (lwbs by state: {states}; core stats {:?})",
+            self.zil.stats()
+        ));
+        self.platform.kick_checkpoint();
+    }
+}
+
+impl HostLog<'_, '_> {
+    /// One commit, holding a permit.
+    fn commit_inside(&self, id: RecordId, data: &[u8]) -> Result<(), CommitError> {
         let _helping = HelperGuard::new(self.platform);
         let offset = id.offset_bytes(data.len());
         let record = Record::Write {
@@ -784,6 +853,11 @@ impl SyncLog for HostLog<'_, '_> {
                     // but jobs pushed while helping must not wait for us.
                     self.platform.notify_if_queued();
                     let timed_out = self.platform.wait(waiter.slot, deadline_ns);
+                    if let Some(why) = self.failure() {
+                        // Stopped (a stall or a failed checkpoint): the
+                        // commit is not known durable, so it fails.
+                        return Err(CommitError::Refused(why));
+                    }
                     if timed_out && deadline_ns.is_some() {
                         self.zil.waiter_timeout(waiter).map_err(core_error)?;
                     } else if timed_out && began.elapsed() >= WAITER_STALL {
@@ -867,6 +941,8 @@ pub fn with_host_log<'d, R>(
         closing: AtomicBool::new(false),
         failure: Mutex::new(None),
         checkpoint_lr_seq: AtomicU64::new(options.first_lr_seq),
+        permits: Mutex::new(COMMIT_WAITERS_MAX),
+        permits_cv: Condvar::new(),
     };
     // As zil_create waits for zh_log: no commit is acknowledged before a
     // reader could find the chain.
