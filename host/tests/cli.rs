@@ -496,3 +496,28 @@ fn dump_decodes_a_real_openzfs_block() {
         "{lines:?}"
     );
 }
+
+/// 64 committers of 128 KiB records (WR_NEED_COPY, split across blocks)
+/// make the core drop a READY lwb: in a debug build `Zil::issue` asserts
+/// "issue chain longer than the list" (src/zil.rs), in release the log
+/// stalls and the host's stall detector ends the run after 20 s.
+#[test]
+#[ignore = "core bug, issue #2: READY lwb dropped by Zil::issue under 128 KiB records"]
+fn many_committers_of_large_records_complete() {
+    let dir = scratch("large-records");
+    let dev = dir.join("dev");
+    let run = json_line(&[
+        "run",
+        "--dev",
+        path_str(&dev),
+        "--create",
+        "--threads",
+        "64",
+        "--seconds",
+        "2",
+        "--record",
+        "128K",
+        "--json",
+    ]);
+    assert_eq!(run["acked_records_lost"], 0);
+}
