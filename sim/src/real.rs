@@ -655,6 +655,20 @@ impl World<'_> {
                 }
             }
         }
+        // FLUSH_DONE without an error means the block really was written:
+        // the device saw its write complete.
+        if self.zil.failure().is_none() {
+            let st = self.p.st();
+            if let Some(v) = views
+                .iter()
+                .find(|v| v.state == LwbState::FlushDone && !st.written.contains(&v.id.seq))
+            {
+                return Err(format!(
+                    "lwb {} is FLUSH_DONE but its block write never completed on the device",
+                    v.id.seq
+                ));
+            }
+        }
         // Freed lwbs: only from the head, only FLUSH_DONE.
         let mut gone = Vec::new();
         for (&seq, &st) in &self.states {
