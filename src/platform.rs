@@ -12,6 +12,10 @@
 //!   completion is reported later with [`crate::Zil::io_done`] from any
 //!   thread (a completion thread, a taskqueue, the simulator's scheduler).
 //!   The core calls them with no lock held.
+//! * Pool and block allocations may be called with the issuer and log locks
+//!   held (closing an lwb allocates its successor, its block and the
+//!   buffer together); they must not sleep on anything the core holds and
+//!   must not call back into the core. Failure is back-pressure.
 //! * [`Platform::wake`] is called with the log lock (`zl_lock`) held, the
 //!   way OpenZFS signals `zcw_cv` under `zl_lock` (#15228). It must only
 //!   signal: take at most a leaf lock of its own, never call into the core.
