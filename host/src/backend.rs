@@ -357,6 +357,11 @@ pub fn drive_with_stall(
                 stop.store(true, Ordering::Relaxed);
             }
         }
+        // A last tick at the end, so progress displays can finish.
+        on_tick(Tick {
+            commits: commits.load(Ordering::Relaxed),
+            elapsed: start.elapsed(),
+        });
         handles
             .into_iter()
             .map(|handle| match handle.join() {
