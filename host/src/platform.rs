@@ -4,7 +4,7 @@
 //! |---|---|
 //! | locks | `parking_lot::RawMutex` |
 //! | log-block allocation | the [`Ring`] over the superblock's log region |
-//! | write / flush submission | a queue served by [`IO_THREADS`] completion threads doing `pwrite` / `fdatasync`, then calling `Zil::io_done` |
+//! | write / flush submission | a queue served by [`IO_THREADS`] completion threads doing `pwrite` / `fdatasync`, then calling `Zil::io_done`; a committer runs the jobs it submitted itself while it waits |
 //! | clock | `Instant` since the platform was made |
 //! | waiter | one flag + `parking_lot::Condvar` per waiter slot |
 //! | pools | bounded slabs of lwbs, itxs and aligned 128 KiB block buffers |
