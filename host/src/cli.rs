@@ -71,7 +71,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Decode a log chain, like `zdb -il`.
     Dump(DumpArgs),
-    /// Deterministic simulator (not built yet: issue #5; exits with status 2).
+    /// Deterministic simulator: seeded schedules, faults and power cuts on
+    /// the core or the OpenZFS 2.2.0 model (status 2 if a seed fails).
     Sim(SimArgs),
 }
 
@@ -977,9 +978,52 @@ fn dump_lone_block(device: &ReadOnlyDevice, path: &Path, printer: &mut DumpPrint
     Ok(())
 }
 
+/// `rzil sim`: the deterministic simulator (crate `rzil-sim`, issue #5).
 fn sim(args: SimArgs) -> Outcome {
-    let _ = (args.seeds, args.model, args.bug, args.faults, args.json);
-    Err(Failure(
-        "rzil sim: not built yet (issue #5: the deterministic simulator)".into(),
-    ))
+    let model = match args.model {
+        Model::Rzil => rzil_sim::Model::Rzil,
+        Model::Ozfs220 => rzil_sim::Model::Ozfs220,
+    };
+    let mut sim_args = rzil_sim::SimArgs::new(args.seeds.clone(), model);
+    if let Some(name) = &args.bug {
+        if matches!(args.model, Model::Rzil) {
+            return Err(Failure(
+                "--bug needs --model ozfs-2.2.0 (a bug switch names OpenZFS code)".into(),
+            ));
+        }
+        sim_args.bug = Some(rzil_sim::BugName::parse(name).map_err(|e| format!("--bug: {e}"))?);
+    }
+    if let Some(list) = &args.faults {
+        sim_args.faults = rzil_sim::FaultSet::parse(list).map_err(|e| format!("--faults: {e}"))?;
+    }
+    let rep = rzil_sim::run(&sim_args);
+    if args.json {
+        println!("{}", rep.to_json());
+    } else {
+        println!(
+            "seeds {}..{}: {} run, {} steps, {} crash states, {} failures ({:.1} s)",
+            args.seeds.start,
+            args.seeds.end,
+            rep.seeds_run,
+            rep.steps,
+            rep.crash_states,
+            rep.failures,
+            rep.elapsed_s
+        );
+        if let (Some(seed), Some(f)) = (rep.first_failing_seed, &rep.first_failure) {
+            println!("first failing seed {seed}: {f}");
+            for line in &rep.trace {
+                println!("  {line}");
+            }
+        }
+    }
+    match rep.first_failing_seed {
+        Some(seed) if !rep.expected_loss => Err(Failure(format!(
+            "rzil sim: {} of {} seeds failed; replay the first with --seeds {seed}..{}",
+            rep.failures,
+            rep.seeds_run,
+            seed + 1
+        ))),
+        _ => Ok(()),
+    }
 }

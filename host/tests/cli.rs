@@ -149,7 +149,7 @@ fn usage_errors_are_one_line_with_status_2() {
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(
-        help.contains("bench") && help.contains("not built yet: issue #5"),
+        help.contains("bench") && help.contains("Deterministic simulator"),
         "{help}"
     );
 }
@@ -378,8 +378,31 @@ fn dump_shows_the_superblock_and_walks_the_chain() {
 }
 
 #[test]
-fn unbuilt_parts_say_so_with_status_2() {
-    assert_error(&["sim", "--seeds", "0..10"], &["not built yet", "issue #5"]);
+fn sim_runs_seeds_and_names_bad_switches() {
+    let v = json_line(&["sim", "--seeds", "0..2", "--json"]);
+    assert_eq!(v["seeds_run"], 2, "{v}");
+    assert_eq!(v["failures"], 0, "{v}");
+    assert!(v["crash_states"].as_u64().unwrap() > 0, "{v}");
+    assert_error(
+        &["sim", "--seeds", "0..2", "--bug", "15233"],
+        &["--model ozfs-2.2.0"],
+    );
+    assert_error(
+        &[
+            "sim",
+            "--seeds",
+            "0..2",
+            "--model",
+            "ozfs-2.2.0",
+            "--bug",
+            "99",
+        ],
+        &["--bug", "unknown bug"],
+    );
+    assert_error(
+        &["sim", "--seeds", "0..2", "--faults", "gremlins"],
+        &["--faults"],
+    );
 }
 
 /// Parse the single JSON line of a successful command.
