@@ -327,12 +327,36 @@ impl SimReport {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs a seed: its panics are failures the
+    /// report carries, not messages for stderr.
+    static IN_SEED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Install (once per process) a panic hook that stays quiet for panics of
+/// the code under test inside a seed and defers to the previous hook for
+/// everything else (a test's own assertion, say).
+fn install_quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_SEED.with(|f| f.get()) {
+                prev(info);
+            }
+        }));
+    });
+}
+
 /// Run one seed, catching a panic of the code under test as a failure.
 pub fn run_seed(args: &SimArgs, seed: u64, trace: bool) -> SeedOutcome {
+    install_quiet_hook();
+    IN_SEED.with(|f| f.set(true));
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match args.model {
         Model::Rzil => real::run(seed, &args.faults, args.steps_per_seed, trace),
         Model::Ozfs220 => model::run(seed, args.bug, &args.faults, args.steps_per_seed, trace),
     }));
+    IN_SEED.with(|f| f.set(false));
     match res {
         Ok(o) => o,
         Err(payload) => {
@@ -357,8 +381,6 @@ pub fn run(args: &SimArgs) -> SimReport {
         expected_loss: args.faults.expects_loss(),
         ..Default::default()
     };
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     for seed in args.seeds.clone() {
         let o = run_seed(args, seed, false);
         rep.seeds_run += 1;
@@ -377,7 +399,6 @@ pub fn run(args: &SimArgs) -> SimReport {
             }
         }
     }
-    std::panic::set_hook(hook);
     rep.elapsed_s = start.elapsed().as_secs_f64();
     rep
 }
