@@ -41,6 +41,11 @@ pub const DEVICE_SIZE_MIN_BYTES: u64 = 2 * 1024 * 1024;
 /// maximum-size log blocks, small enough to create in a moment.
 pub const DEVICE_CREATE_SIZE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 
+/// How much of a new file is zero-filled: the superblock area plus the
+/// largest log region (`superblock::LOG_REGION_BYTES_MAX`); a log never
+/// writes beyond it.
+pub const ZERO_FILL_BYTES_MAX: u64 = (128 + 256 * 1024) * 1024;
+
 /// Chunk size for zero-filling a newly created file, so a large `--create`
 /// does not need a large buffer.
 const ZERO_FILL_CHUNK_BYTES: usize = 1024 * 1024;
@@ -97,6 +102,8 @@ pub enum DeviceError {
     },
     /// An I/O under `O_DIRECT` was not aligned to [`DIRECT_IO_ALIGN_BYTES`].
     Misaligned { offset_bytes: u64, len_bytes: usize },
+    /// The filesystem has no room for a file of the size `--create` asked.
+    NoSpace { path: PathBuf, size_bytes: u64 },
     /// A crash-recording layer reached its memory bound.
     RecordingFull { limit_bytes: usize },
     /// The operating system reported an error.
@@ -171,6 +178,12 @@ impl fmt::Display for DeviceError {
             } => write!(
                 f,
                 "O_DIRECT I/O of {len_bytes} bytes at offset {offset_bytes} is not aligned to {DIRECT_IO_ALIGN_BYTES} bytes"
+            ),
+            DeviceError::NoSpace { path, size_bytes } => write!(
+                f,
+                "{}: the filesystem has no room for {}",
+                path.display(),
+                format_size_bytes(*size_bytes)
             ),
             DeviceError::RecordingFull { limit_bytes } => write!(
                 f,
@@ -285,16 +298,29 @@ fn open_rw(path: &Path, direct: bool) -> io::Result<File> {
 impl LogDevice {
     /// Open (or, with `create_size_bytes`, create) the log device at `path`.
     pub fn open(path: &Path, options: OpenOptionsLog) -> Result<LogDevice, DeviceError> {
-        let mut created = false;
-        let (kind, meta) = match inspect(path) {
-            Ok(found) => found,
+        let (found, created) = match inspect(path) {
+            Ok(found) => (found, false),
             Err(DeviceError::Missing { .. }) if options.create => {
                 create_file(path)?;
-                created = true;
-                inspect(path)?
+                (inspect(path)?, true)
             }
             Err(error) => return Err(error),
         };
+        let opened = LogDevice::open_found(path, options, found, created);
+        if opened.is_err() && created {
+            // Leave nothing behind from a --create that failed (a sparse
+            // file of the refused size, say).
+            let _ = std::fs::remove_file(path);
+        }
+        opened
+    }
+
+    fn open_found(
+        path: &Path,
+        options: OpenOptionsLog,
+        (kind, meta): (DeviceKind, std::fs::Metadata),
+        mut created: bool,
+    ) -> Result<LogDevice, DeviceError> {
         // A new file gets the default size unless one was asked for.
         let create_size_bytes = match options.create_size_bytes {
             _ if !options.create => None,
@@ -669,9 +695,11 @@ fn create_file(path: &Path) -> Result<(), DeviceError> {
     Ok(())
 }
 
-/// Set the file to `size_bytes` and write zeros over all of it, so later
-/// `fdatasync`s flush data only (no extent conversion or size change in the
-/// filesystem journal) and measure the device, not the filesystem.
+/// Set the file to `size_bytes`, reserve its space (so a size the
+/// filesystem cannot hold fails now, with ENOSPC, not mid-run), and write
+/// zeros over the part a log can use, so later `fdatasync`s flush data only
+/// (no extent conversion in the filesystem journal) and measure the device,
+/// not the filesystem. Past [`ZERO_FILL_BYTES_MAX`] nothing is ever written.
 fn zero_fill(file: &File, path: &Path, size_bytes: u64) -> Result<(), DeviceError> {
     let io_error = |op, source| DeviceError::Io {
         path: path.to_path_buf(),
@@ -680,15 +708,43 @@ fn zero_fill(file: &File, path: &Path, size_bytes: u64) -> Result<(), DeviceErro
     };
     file.set_len(size_bytes)
         .map_err(|error| io_error("ftruncate", error))?;
+    reserve_space(file, size_bytes).map_err(|error| {
+        if error.raw_os_error() == Some(libc::ENOSPC) {
+            DeviceError::NoSpace {
+                path: path.to_path_buf(),
+                size_bytes,
+            }
+        } else {
+            io_error("posix_fallocate", error)
+        }
+    })?;
     let zeros = AlignedBuf::zeroed(ZERO_FILL_CHUNK_BYTES);
+    let fill_bytes = size_bytes.min(ZERO_FILL_BYTES_MAX);
     let mut offset_bytes = 0u64;
-    while offset_bytes < size_bytes {
-        let chunk_bytes = (size_bytes - offset_bytes).min(ZERO_FILL_CHUNK_BYTES as u64) as usize;
+    while offset_bytes < fill_bytes {
+        let chunk_bytes = (fill_bytes - offset_bytes).min(ZERO_FILL_CHUNK_BYTES as u64) as usize;
         file.write_all_at(&zeros[..chunk_bytes], offset_bytes)
             .map_err(|error| io_error("pwrite", error))?;
         offset_bytes += chunk_bytes as u64;
     }
     file.sync_all().map_err(|error| io_error("fsync", error))
+}
+
+/// Reserve `size_bytes` of blocks for `file`. A filesystem that cannot
+/// reserve (EOPNOTSUPP, EINVAL) is not an error: the zero fill then
+/// allocates what the log uses.
+fn reserve_space(file: &File, size_bytes: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let Ok(len) = libc::off_t::try_from(size_bytes) else {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    };
+    // SAFETY: posix_fallocate takes a descriptor and two integers and
+    // touches no memory of ours; the descriptor is open while `file` lives.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+    match rc {
+        0 | libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
 }
 
 #[cfg(target_os = "linux")]

@@ -60,6 +60,9 @@ pub const PROBE_BYTES: usize = 192 * 1024;
 const _: () = assert!(CHECKSUMMED_BYTES + 32 == SUPERBLOCK_BYTES);
 const _: () = assert!(SUPERBLOCK_BYTES <= SLOT_BYTES);
 const _: () = assert!(2 * SLOT_BYTES as u64 <= LOG_REGION_START_BYTES);
+// A created file is zero-filled over every byte a log can write.
+const _: () =
+    assert!(crate::device::ZERO_FILL_BYTES_MAX == LOG_REGION_START_BYTES + LOG_REGION_BYTES_MAX);
 
 /// A log block's address on the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

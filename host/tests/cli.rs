@@ -193,6 +193,25 @@ fn read_only_device() {
 }
 
 #[test]
+fn a_size_the_filesystem_cannot_hold_is_refused_at_once() {
+    let dir = scratch("nospace");
+    let dev = dir.join("huge");
+    // Past ext4's largest file, and past any disk CI has: refused by
+    // ftruncate (EFBIG) or the space reservation (ENOSPC), never written.
+    for size in ["1000T", "100T"] {
+        assert_error(
+            &["bench", "--dev", path_str(&dev), "--create", "--size", size],
+            &["huge"],
+        );
+        assert!(
+            !dev.exists(),
+            "a failed --create left {} behind",
+            dev.display()
+        );
+    }
+}
+
+#[test]
 fn too_small_device() {
     let dir = scratch("small");
     let dev = dir.join("small");
