@@ -15,8 +15,9 @@ use std::sync::{Mutex, MutexGuard};
 
 /// Log-block devices are vdevs `0..log_vdevs`; WR_INDIRECT data goes here.
 pub const DATA_VDEV: u32 = 2;
-/// Size of each log device's region.
-pub const LOG_VDEV_BYTES: u64 = 2 * 1024 * 1024;
+/// Sizes of each log device's region a seed picks from: the small ones
+/// make log space run out (back-pressure, block reuse) often.
+pub const LOG_VDEV_BYTES_CHOICES: [u64; 3] = [2 * 1024 * 1024, 1024 * 1024, 512 * 1024];
 /// Allocation unit of log blocks.
 const PAGE_BYTES: u64 = 4096;
 /// Objects of a write record are `FOID_BASE + record id`.
@@ -79,6 +80,8 @@ pub struct SimState {
     pub writes: u64,
     /// Flushes so far.
     pub flushes: u64,
+    /// Log-block allocations refused for lack of space (back-pressure).
+    pub alloc_refusals: u64,
 }
 
 /// The platform; the core holds `&SimPlatform`.
@@ -92,9 +95,9 @@ pub struct SimPlatform {
 
 impl SimPlatform {
     /// A platform whose choices (block placement, GUIDs, latencies) come
-    /// from `seed`.
-    pub fn new(seed: u64, log_vdevs: u32, lying_flush: bool) -> Self {
-        let pages = (LOG_VDEV_BYTES / PAGE_BYTES) as usize;
+    /// from `seed`, with `log_vdevs` log devices of `log_vdev_bytes` each.
+    pub fn new(seed: u64, log_vdevs: u32, lying_flush: bool, log_vdev_bytes: u64) -> Self {
+        let pages = (log_vdev_bytes / PAGE_BYTES) as usize;
         let mut disks = Disks::new();
         disks.lying_flush = lying_flush;
         Self {
@@ -114,6 +117,7 @@ impl SimPlatform {
                 latency_ns: [20_000, 200_000, 50_000, 2_000_000],
                 writes: 0,
                 flushes: 0,
+                alloc_refusals: 0,
             }),
             clock_ns: AtomicU64::new(1_000_000),
             lwbs: TrashSlab::new("zil_lwb_cache", LWB_SLAB_ITEMS),
@@ -277,6 +281,7 @@ impl<'a> Platform for &'a SimPlatform {
                 }
             }
         }
+        st.alloc_refusals += 1;
         Err(AllocError)
     }
 

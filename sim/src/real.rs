@@ -4,7 +4,7 @@
 //! power cut and every acknowledged commit.
 
 use crate::oracle::{self, opaque_body, Expect, RecKind, RecSpec};
-use crate::platform::{pattern_byte, SimPlatform};
+use crate::platform::{pattern_byte, SimPlatform, LOG_VDEV_BYTES_CHOICES};
 use crate::rng::Rng;
 use crate::{FaultSet, SeedOutcome, Trace};
 use rzil::format;
@@ -14,6 +14,8 @@ use rzil::{
 };
 use std::collections::HashMap;
 
+/// How often the sync actor may run, per seed: every step, or rarely.
+pub const CHECKPOINT_EVERY_STEPS_CHOICES: [u64; 3] = [1, 1, 150];
 /// Object set id of the simulated log.
 pub const SIM_OBJSET: u64 = 54;
 /// Most committers per seed.
@@ -77,16 +79,21 @@ struct World<'a> {
     states: HashMap<u64, LwbState>,
     released: Vec<WaiterId>,
     injected_errors: u64,
+    /// The sync actor runs only at multiples of this step count (a slow
+    /// txg sync lets the log fill up: back-pressure, then block reuse).
+    checkpoint_every_steps: u64,
     trace: Trace,
 }
 
 /// Run one seed of the real core.
 pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome {
     let mut rng = Rng::new(seed);
+    let region = LOG_VDEV_BYTES_CHOICES[rng.below(LOG_VDEV_BYTES_CHOICES.len() as u64) as usize];
     let p = SimPlatform::new(
         rng.next_u64(),
         if faults.multi_vdev { 2 } else { 1 },
         faults.lying_flush,
+        region,
     );
     let mut cfg = Config::new(SIM_OBJSET);
     cfg.commit_timeout_pct = [1, 5, 10, 50][rng.below(4) as usize];
@@ -118,8 +125,11 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
         states: HashMap::new(),
         released: Vec::new(),
         injected_errors: 0,
+        checkpoint_every_steps: 1,
         trace: Trace::new(trace),
     };
+    w.checkpoint_every_steps = CHECKPOINT_EVERY_STEPS_CHOICES
+        [w.rng.below(CHECKPOINT_EVERY_STEPS_CHOICES.len() as u64) as usize];
     let res = w.run(steps);
     let failure = res.err().map(|e| {
         let e = format!("step {}: {e}", w.step);
@@ -193,7 +203,9 @@ impl World<'_> {
         }
         drop(st);
         a.push((3, Action::Clock));
-        a.push((1, Action::Checkpoint));
+        if self.step % self.checkpoint_every_steps == 0 {
+            a.push((1, Action::Checkpoint));
+        }
         if !self.released.is_empty() {
             a.push((1, Action::StaleWaiter));
         }
@@ -299,7 +311,11 @@ impl World<'_> {
                     .push(|| format!("assign         record {id} {kind:?} {len} bytes"));
                 Ok(Some(()))
             }
-            Err(Error::Backpressure(_)) => Ok(None),
+            Err(Error::Backpressure(l)) => {
+                self.trace
+                    .push(|| format!("assign         back-pressure: {l:?}"));
+                Ok(None)
+            }
             Err(Error::LogFailed) => Err("log failed".into()),
             Err(e) => Err(format!("assign of a valid record failed: {e}")),
         }
@@ -531,8 +547,12 @@ impl World<'_> {
     fn power_cut(&mut self) -> Result<(), String> {
         let step = self.step;
         let acked = self.acked_upto;
+        let (writes, flushes, refusals) = {
+            let st = self.p.st();
+            (st.writes, st.flushes, st.alloc_refusals)
+        };
         self.trace.push(|| {
-            format!("POWER CUT      at step {step}: {CRASH_IMAGES_PER_CUT}+1 crash images, records 1..={acked} acknowledged")
+            format!("POWER CUT      at step {step}: {CRASH_IMAGES_PER_CUT}+1 crash images, records 1..={acked} acknowledged; {writes} writes, {flushes} flushes, {refusals} log-space refusals so far")
         });
         self.check_image(None)
             .map_err(|e| format!("power cut (every unflushed write lost): {e}"))?;
@@ -562,7 +582,10 @@ impl World<'_> {
             if pending > 0 {
                 self.complete(true, false)?;
             } else {
+                // Nothing in flight: time passes and the sync actor frees
+                // what is done (a commit may be waiting for log space).
                 self.p.advance_ns(rzil::limits::COMMIT_TIMEOUT_NS_MAX);
+                self.checkpoint()?;
             }
             for i in waiting {
                 if let CState::Waiting { w, upto, .. } = self.committers[i] {
