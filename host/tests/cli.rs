@@ -513,6 +513,60 @@ fn verify_explores_crash_states_and_loses_nothing() {
 }
 
 #[test]
+fn output_into_a_closed_pipe_is_not_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = scratch("pipe");
+    let dev = dir.join("dev");
+    // A power cut for real: kill a run, so its chain (thousands of records,
+    // far more dump output than a pipe buffer holds) is left unreplayed.
+    let mut run = Command::new(RZIL)
+        .args([
+            "run",
+            "--dev",
+            path_str(&dev),
+            "--create",
+            "--size",
+            "16M",
+            "--seconds",
+            "30",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    run.kill().unwrap();
+    run.wait().unwrap();
+    // Read a little of the dump, then close the pipe: rzil must end by
+    // SIGPIPE (like any filter), not panic.
+    let mut child = Command::new(RZIL)
+        .args(["dump", path_str(&dev)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The killed run's records are still there for the next run to recover.
+    let out = rzil(&[
+        "run",
+        "--dev",
+        path_str(&dev),
+        "--threads",
+        "1",
+        "--seconds",
+        "0.2",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("recovered"), "{stderr}");
+}
+
+#[test]
 fn dump_decodes_a_real_openzfs_block() {
     // A real OpenZFS 2.3.2 slim block committed with the format tests.
     let block =
