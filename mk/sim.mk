@@ -12,7 +12,7 @@
 #   ./target/release/rzil-sim --seeds 42..43 [--model ozfs-2.2.0 --bug 15233]
 
 SIM_SEEDS ?= 0..100000
-SIM_TEST_SEEDS ?= 0..1500
+SIM_TEST_SEEDS ?= 0..1000
 SIM_BIN := ./target/release/rzil-sim
 
 .PHONY: sim sim-build test-sim
