@@ -195,6 +195,12 @@ pub struct CrashImage<'a> {
 }
 
 impl CrashImage<'_> {
+    /// Put `data` at `offset_bytes` of `vdev` in this image only (a block
+    /// a crafted pool holds there).
+    pub fn plant(&mut self, vdev: u32, offset_bytes: u64, data: &[u8]) {
+        write_sectors(&mut self.overlay, vdev, offset_bytes, data, |_| true);
+    }
+
     /// Read `out.len()` bytes at `offset_bytes` of `vdev`.
     pub fn read(&self, vdev: u32, offset_bytes: u64, out: &mut [u8]) {
         let mut pos = 0usize;

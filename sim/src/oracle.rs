@@ -75,6 +75,8 @@ pub struct Seen {
     pub blocks: u64,
     /// Records read.
     pub records: u64,
+    /// The pointer of the block that ended the walk (rejected), if any.
+    pub end_bp: Option<format::Blkptr>,
 }
 
 struct Source<'a, 'b>(&'a CrashImage<'b>);
@@ -99,6 +101,8 @@ struct Collect<'a, 'b> {
     specs: &'a [RecSpec],
     found: HashMap<u64, Found>,
     order: Vec<(u64, u64)>,
+    /// The pointer of the block that ended the walk, if one was rejected.
+    end_bp: Option<format::Blkptr>,
 }
 
 impl Collect<'_, '_> {
@@ -189,6 +193,13 @@ impl Collect<'_, '_> {
 }
 
 impl ChainVisitor for Collect<'_, '_> {
+    fn block(&mut self, info: &BlockInfo) -> ControlFlow<()> {
+        if info.error.is_some() && self.end_bp.is_none() {
+            self.end_bp = Some(info.bp);
+        }
+        ControlFlow::Continue(())
+    }
+
     fn record(&mut self, _block: &BlockInfo, record: &Record<'_>) -> ControlFlow<()> {
         let seq = record.info.common.seq;
         let f = self.judge(record);
@@ -206,6 +217,7 @@ pub fn check(image: &CrashImage<'_>, ex: &Expect<'_>) -> Result<Seen, String> {
         specs: ex.specs,
         found: HashMap::new(),
         order: Vec::new(),
+        end_bp: None,
     };
     let summary = walk_chain(
         &mut Source(image),
@@ -271,5 +283,48 @@ pub fn check(image: &CrashImage<'_>, ex: &Expect<'_>) -> Result<Seen, String> {
     Ok(Seen {
         blocks: summary.blocks_accepted,
         records: summary.records,
+        end_bp: v.end_bp,
     })
+}
+
+/// A crafted log block for the place `bp` names: it verifies (right
+/// verifier, right checksum, a next pointer that continues the chain) but
+/// its one record claims a length far past the block (the #16308 attack).
+pub fn crafted_block(bp: &format::Blkptr) -> Vec<u8> {
+    let mut block = vec![0u8; bp.psize_bytes() as usize];
+    let verifier = bp.verifier();
+    let rec = format::LrCommon {
+        txtype: format::TX_SETATTR,
+        reclen: CRAFTED_RECLEN_BYTES,
+        txg: 1,
+        seq: u64::MAX / 2,
+    };
+    let _ = rec.encode(&mut block[format::ZIL_CHAIN_BYTES..]);
+    let next = format::Blkptr::log_block(0, 1 << 40, 4096, verifier.next_in_chain(), 1);
+    let _ = format::seal_slim_block(
+        &mut block,
+        format::ZIL_CHAIN_BYTES + format::LrCommon::SIZE_BYTES * 2,
+        &next,
+        &verifier,
+    );
+    block
+}
+
+/// The absurd `lrc_reclen` of a crafted block.
+pub const CRAFTED_RECLEN_BYTES: u64 = 0x0010_0000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crafted_block_verifies_but_its_record_does_not_frame() {
+        let verifier = format::ZioCksum::verifier(1, 2, 54, 9);
+        let bp = format::Blkptr::log_block(1, 8192, 8192, verifier, 3);
+        let block = crafted_block(&bp);
+        let vb = format::verify_block(&block, &verifier, format::BlockFormat::Slim)
+            .expect("the crafted block passes every block-level check");
+        let first = vb.records().next().expect("one record");
+        assert!(first.is_err(), "the absurd lrc_reclen is refused: {first:?}");
+    }
 }
