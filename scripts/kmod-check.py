@@ -110,7 +110,8 @@ STACK_CHAIN_BYTES_MAX_DEFAULT = 12288
 RETURN_ADDRESS_BYTES = 8
 # Functions the kernel calls into the module through pointers.
 ENTRY_POINTS = ("rzil_ioctl", "rzil_modevent", "rzil_done_task",
-                "rzil_bio_done", "rzil_orphan", "rzil_sysctl_pct")
+                "rzil_bio_done", "rzil_orphan", "rzil_sysctl_pct",
+                "rzil_attach_thread")
 STACK_PROBE_STEP_BYTES = 0x1000
 
 SIMD_REGISTER = re.compile(r"%(?:[xyz]mm\d+|mm\d|st(?:\(\d\))?|k[0-7])\b")
@@ -467,7 +468,7 @@ def call_graph(funcs):
     return edges
 
 
-def check_chains(funcs, rep, limit, waivers):
+def check_chains(funcs, rep, limit, waivers, budgets):
     edges = call_graph(funcs)
     own = {f: frame_bytes(i) + pushes_bytes(i) + RETURN_ADDRESS_BYTES
            for f, i in funcs.items()}
@@ -494,7 +495,8 @@ def check_chains(funcs, rep, limit, waivers):
             continue
         depth, path = deepest(entry, frozenset())
         chains.append((depth, entry, path))
-        if depth <= limit:
+        entry_limit = budgets.get(entry, limit)
+        if depth <= entry_limit:
             continue
         waived = [w for w in waivers if any(w[0] in f for f in path)]
         where = " -> ".join(short(f, 32) for f in path)
@@ -503,7 +505,7 @@ def check_chains(funcs, rep, limit, waivers):
                      % (depth, entry, where, waived[0][1]))
         else:
             rep.fail("stack", "call chain of %d bytes from %s (limit %d): %s"
-                     % (depth, entry, limit, where))
+                     % (depth, entry, entry_limit, where))
     return chains
 
 
@@ -656,6 +658,10 @@ def main(argv=None):
                     default=STACK_FRAME_BYTES_MAX_DEFAULT)
     ap.add_argument("--stack-chain-bytes-max", type=int,
                     default=STACK_CHAIN_BYTES_MAX_DEFAULT)
+    ap.add_argument("--entry-stack-bytes", action="append", default=[],
+                    metavar="FUNCTION=BYTES",
+                    help="chain budget of an entry point that runs on a "
+                         "thread with a larger stack (repeatable)")
     ap.add_argument("--stack-waivers", default=None,
                     help="file of 'substring  reason' lines")
     ap.add_argument("--quiet", action="store_true")
@@ -685,7 +691,12 @@ def main(argv=None):
                 parts = line.split(None, 1)
                 waivers.append((parts[0], parts[1] if len(parts) > 1 else ""))
     frames = check_stack(funcs, rep, args.stack_frame_bytes_max, waivers)
-    chains = check_chains(funcs, rep, args.stack_chain_bytes_max, waivers)
+    budgets = {}
+    for spec in args.entry_stack_bytes:
+        name, _, size = spec.partition("=")
+        budgets[name] = int(size)
+    chains = check_chains(funcs, rep, args.stack_chain_bytes_max, waivers,
+                          budgets)
     undefined, _defined = check_symbols(elf, rep, allow_path, args.headers)
 
     if not args.quiet:
