@@ -454,12 +454,21 @@ impl<'d> HostPlatform<'d> {
         false
     }
 
-    /// Return to the ring every pending free block that is now the oldest
-    /// allocation. Called once the superblock no longer points at them.
-    fn release_pending(&self) {
+    /// Return to the ring the pending free blocks that precede `head`, the
+    /// chain head the durable superblock names, oldest first.
+    ///
+    /// Only those: completion threads free lwbs in memory at any time, so
+    /// blocks at or after the persisted head can already be pending here,
+    /// and the head a crash would replay from must not be overwritten. Ring
+    /// order is allocation order is chain order, so "before the head" is
+    /// "older in the ring".
+    fn release_pending_before(&self, head: BlockAddr) {
         let mut pending = self.pending_free.lock();
         let mut ring = self.ring.lock();
         while let Some(oldest) = ring.oldest() {
+            if oldest.offset_bytes == head.offset_bytes {
+                break;
+            }
             let Some(i) = pending.iter().position(|b| {
                 b.offset_bytes == oldest.offset_bytes
                     && u64::from(b.size_bytes) == oldest.size_bytes
@@ -746,7 +755,7 @@ impl<'p, 'd> HostLog<'p, 'd> {
         let outcome = self.zil.checkpoint(lr_seq).map_err(HostError::Core)?;
         self.persist(outcome.head, lr_seq)
             .map_err(HostError::Superblock)?;
-        self.platform.release_pending();
+        self.platform.release_pending_before(outcome.head.blk);
         Ok(())
     }
 
@@ -1008,6 +1017,32 @@ mod tests {
         let mut sb = Superblock::fresh(DEVICE_BYTES as u64, [1, 2, 54, 1]).unwrap();
         let slot = format(&dev, &mut sb).unwrap();
         (dev, sb, slot)
+    }
+
+    #[test]
+    fn freed_blocks_at_or_after_the_persisted_head_stay_reserved() {
+        let dev = MemDevice::zeroed(DEVICE_BYTES);
+        let ring = Ring::new(LOG_REGION_START_BYTES, DEVICE_BYTES as u64).unwrap();
+        let platform = HostPlatform::new(&dev, ring, 1, None);
+        let p = &platform;
+        let blocks: Vec<BlockAddr> = (0..4).map(|_| p.alloc_log_block(8192).unwrap()).collect();
+        // The core freed all four in memory, but the durable superblock
+        // still names blocks[2] as the head: only blocks[0..2] may go back.
+        for &b in &blocks {
+            p.free_log_block(b);
+        }
+        platform.release_pending_before(blocks[2]);
+        let oldest = platform.ring.lock().oldest().unwrap();
+        assert_eq!(oldest.offset_bytes, blocks[2].offset_bytes);
+        assert_eq!(platform.pending_free.lock().len(), 2);
+        // A later superblock moves the head past them: now they go back.
+        let next = p.alloc_log_block(8192).unwrap();
+        platform.release_pending_before(next);
+        assert_eq!(
+            platform.ring.lock().oldest().unwrap().offset_bytes,
+            next.offset_bytes
+        );
+        assert!(platform.pending_free.lock().is_empty());
     }
 
     #[test]
