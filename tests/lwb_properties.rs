@@ -268,8 +268,17 @@ fn run(ops: &[Op], capacity_bytes: u64) -> Result<u64, TestCaseError> {
     Ok(m.acked)
 }
 
+/// Cases per property: the default keeps `make test` quick; a soak sets
+/// `RZIL_PROPTEST_CASES`.
+fn cases(default: u32) -> u32 {
+    std::env::var("RZIL_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(300), ..ProptestConfig::default() })]
 
     #[test]
     fn random_schedules_never_ack_what_a_reader_cannot_find(ops in prop::collection::vec(op(), 1..250)) {
@@ -279,7 +288,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 150, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(150), ..ProptestConfig::default() })]
 
     #[test]
     fn random_schedules_on_a_tiny_device(ops in prop::collection::vec(op(), 1..200)) {
