@@ -217,6 +217,10 @@ pub struct HostPlatform<'d> {
     io_queue_jobs_max: AtomicUsize,
     checkpoint_kicked: Mutex<bool>,
     checkpoint_cv: Condvar,
+    /// The highest seq any `Zil::checkpoint` call was given: records at or
+    /// below it may be in freed lwbs, so a persisted head needs at least
+    /// this checkpoint seq.
+    checkpointed_lr_seq: AtomicU64,
 }
 
 impl std::fmt::Debug for HostPlatform<'_> {
@@ -273,6 +277,7 @@ impl<'d> HostPlatform<'d> {
             io_queue_jobs_max: AtomicUsize::new(0),
             checkpoint_kicked: Mutex::new(false),
             checkpoint_cv: Condvar::new(),
+            checkpointed_lr_seq: AtomicU64::new(0),
         }
     }
 
@@ -374,8 +379,21 @@ impl<'d> HostPlatform<'d> {
         // as soon as half the list is used. Their blocks stay reserved until
         // the checkpoint actor persists a superblock past them.
         if self.lwbs_in_use() >= CHECKPOINT_LWBS_IN_USE {
-            let _ = zil.checkpoint(zil.durable_lr_seq());
+            let _ = self.checkpoint_in_memory(zil);
         }
+    }
+
+    /// Free the lwbs whose records are all durable (`Zil::checkpoint` at
+    /// `durable_lr_seq`), first raising [`Self::checkpointed_lr_seq`] to that
+    /// seq, so whoever persists a head this call may have moved also
+    /// persists a checkpoint seq covering the records it freed.
+    fn checkpoint_in_memory(
+        &self,
+        zil: &Zil<&HostPlatform<'d>>,
+    ) -> Result<rzil::CheckpointOutcome, Error> {
+        let lr_seq = zil.durable_lr_seq();
+        self.checkpointed_lr_seq.fetch_max(lr_seq, Ordering::AcqRel);
+        zil.checkpoint(lr_seq)
     }
 
     /// lwb objects currently on loan to the core.
@@ -751,8 +769,17 @@ impl<'p, 'd> HostLog<'p, 'd> {
     /// free the lwbs it covers, persist the new head and checkpoint seq,
     /// and only then let the ring reuse the freed blocks.
     pub fn checkpoint(&self) -> Result<(), HostError> {
-        let lr_seq = self.zil.durable_lr_seq();
-        let outcome = self.zil.checkpoint(lr_seq).map_err(HostError::Core)?;
+        let outcome = self
+            .platform
+            .checkpoint_in_memory(&self.zil)
+            .map_err(HostError::Core)?;
+        // Read after the call: a completion thread's checkpoint that freed
+        // lwbs before `outcome.head` raised this before freeing them.
+        let lr_seq = self
+            .platform
+            .checkpointed_lr_seq
+            .load(Ordering::Acquire)
+            .max(self.checkpoint_lr_seq());
         self.persist(outcome.head, lr_seq)
             .map_err(HostError::Superblock)?;
         self.platform.release_pending_before(outcome.head.blk);
