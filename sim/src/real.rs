@@ -529,6 +529,8 @@ impl World<'_> {
     }
 
     fn check_image(&mut self, rng: Option<&mut Rng>) -> Result<(), String> {
+        // Crafted blocks go into power-cut images (not the per-ack check).
+        let craft = self.faults.crafted && rng.is_some();
         let st = self.p.st();
         let mut image = st.disks.crash_image(rng);
         let ex = Expect {
@@ -542,7 +544,7 @@ impl World<'_> {
         // A crafted pool (#16308): where the chain ended, a block that
         // verifies but whose record claims an absurd length. The reader
         // must end the chain cleanly there, losing nothing acknowledged.
-        if let (true, Ok(seen)) = (self.faults.crafted, &r) {
+        if let (true, Ok(seen)) = (craft, &r) {
             if let Some(bp) = seen.end_bp {
                 image.plant(bp.vdev(), bp.offset_bytes(), &oracle::crafted_block(&bp));
                 r = oracle::check(&image, &ex)
