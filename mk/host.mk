@@ -16,3 +16,13 @@ BENCH_TARGETS += bench-host
 bench-host: build
 	./target/release/rzil bench --dev $(RZIL_BENCH_DEV) --create --size 256M \
 		--threads 1,4,16,64 --seconds $(RZIL_BENCH_SECONDS) --record 4K
+
+# Type-check rzil-host for FreeBSD (the DIOCGMEDIASIZE/DIOCGSECTORSIZE and
+# disk-character-device code under cfg(target_os = "freebsd")), with the
+# kmod toolchain's rustc building std from source. Opt-in: a cold run takes
+# a few minutes; add it to TEST_TARGETS when the CI budget allows.
+.PHONY: check-host-freebsd
+check-host-freebsd: kmod
+	. .cache/kmod/env.sh && RUSTC="$$RZIL_KMOD_RUSTC" RUSTC_BOOTSTRAP=1 \
+		CARGO_TARGET_DIR=target/host-freebsd $(CARGO) check -p rzil-host \
+		--target x86_64-unknown-freebsd -Zbuild-std=std,panic_abort
