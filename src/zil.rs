@@ -358,7 +358,12 @@ struct Submission<P: Platform> {
 }
 
 /// Flushes to submit after `zl_lock` is dropped: (lwb id, vdev mask).
-type FlushList = BoundedVec<(LwbId, u64), LWB_INFLIGHT_MAX>;
+/// Bounded small so `io_done`'s frame stays small on a kernel stack: when
+/// it fills, settling pauses, the batch is submitted and settling resumes.
+type FlushList = BoundedVec<(LwbId, u64), FLUSH_BATCH_MAX>;
+
+/// Flush sets submitted per `zl_lock` hold in `io_done`.
+const FLUSH_BATCH_MAX: usize = 8;
 
 /// One intent log. See the module documentation.
 pub struct Zil<P: Platform> {
@@ -1329,6 +1334,7 @@ impl<P: Platform> Zil<P> {
     /// (stale or duplicate); they change nothing.
     pub fn io_done(&self, io: IoToken, result: Result<(), IoError>) -> Result<(), Error> {
         let mut flushes = FlushList::new();
+        let mut resume;
         {
             let mut log = self.log.lock();
             let i = log.find(io.lwb)?;
@@ -1382,23 +1388,34 @@ impl<P: Platform> Zil<P> {
                     }
                 }
             }
-            self.settle(&mut log, i, &mut flushes);
+            resume = self.settle(&mut log, i, &mut flushes);
         }
-        // zl_lock dropped: submit the flushes the write-done handlers asked for.
-        for (id, mask) in flushes.drain() {
-            let mut m = mask;
-            while m != 0 {
-                let vdev = m.trailing_zeros();
-                m &= m - 1;
-                self.platform.submit_flush(
-                    IoToken {
-                        lwb: id,
-                        kind: IoKind::Flush { vdev },
-                    },
-                    vdev,
-                );
+        // Bounded: each round settles at least FLUSH_BATCH_MAX lwbs.
+        for _ in 0..=LWB_INFLIGHT_MAX / FLUSH_BATCH_MAX + 1 {
+            // zl_lock dropped: submit the flushes the write-done handlers
+            // asked for.
+            for (id, mask) in flushes.drain() {
+                let mut m = mask;
+                while m != 0 {
+                    let vdev = m.trailing_zeros();
+                    m &= m - 1;
+                    self.platform.submit_flush(
+                        IoToken {
+                            lwb: id,
+                            kind: IoKind::Flush { vdev },
+                        },
+                        vdev,
+                    );
+                }
             }
+            let Some(seq) = resume else { break };
+            let mut log = self.log.lock();
+            resume = match log.index_of_seq(seq) {
+                Some(i) => self.settle(&mut log, i, &mut flushes),
+                None => None,
+            };
         }
+        debug_assert!(resume.is_none(), "settling outran its bound");
         Ok(())
     }
 
@@ -1407,9 +1424,14 @@ impl<P: Platform> Zil<P> {
     /// lwb to the next one (its write and root zios are children of the
     /// next lwb's), so one forward pass settles everything: a zio's done
     /// handler runs, then its parents (this lwb's root, the next lwb's
-    /// write or root) hear of it. Bounded by the list.
-    fn settle(&self, log: &mut LogState<P>, start: usize, flushes: &mut FlushList) {
+    /// write or root) hear of it. Bounded by the list. Returns the block
+    /// seq to resume from when `flushes` filled up before the pass ended.
+    #[must_use]
+    fn settle(&self, log: &mut LogState<P>, start: usize, flushes: &mut FlushList) -> Option<u64> {
         for i in start..log.lwbs.len() {
+            if flushes.is_full() {
+                return Some(log.obj(i).id.seq);
+            }
             let mut changed = false;
             let o = log.obj(i);
             if o.state == LwbState::Issued && o.zio.write_pending == 0 {
@@ -1443,9 +1465,10 @@ impl<P: Platform> Zil<P> {
                 changed = true;
             }
             if !changed && i > start {
-                return;
+                return None;
             }
         }
+        None
     }
 
     /// The write zio's done handler (`zil_lwb_write_done`): ISSUED →
