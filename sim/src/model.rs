@@ -1213,6 +1213,14 @@ impl Model {
             && self.rng.chance_ppm(IO_ERROR_PPM);
         if flush {
             self.disks.flush_done(d.disk_id, !inject);
+            // A failed flush may have lost any write the device had cached,
+            // including those of lwbs whose own flushes may yet succeed
+            // ("fsyncgate"): fail every lwb not yet FLUSH_DONE, at once (the
+            // rzil core's rule). 2.2.0's DONT_PROPAGATE (#16333) ignores it.
+            if inject && !on(self.bug, BugName::Pr16333) {
+                self.crashed = true;
+                self.stalled = true;
+            }
         } else {
             self.disks.write_done(d.disk_id, !inject);
         }
