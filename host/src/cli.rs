@@ -938,6 +938,13 @@ fn dump(args: DumpArgs) -> Outcome {
                         "end": summary.end.name(),
                     })
                 );
+            } else if summary.blocks_accepted == 0 {
+                // The head is the block the next commit will write: after a
+                // clean close (everything checkpointed) it holds old bytes.
+                println!(
+                    "chain: empty (the head block has not been written since the last checkpoint; end: {})",
+                    summary.end.name()
+                );
             } else {
                 println!(
                     "chain: {} blocks read, {} accepted, {} records; end: {}",
