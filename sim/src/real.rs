@@ -82,6 +82,8 @@ struct World<'a> {
     /// The sync actor runs only at multiples of this step count (a slow
     /// txg sync lets the log fill up: back-pressure, then block reuse).
     checkpoint_every_steps: u64,
+    /// The oracle's verdicts on inline records, by lr seq.
+    verdicts: std::cell::RefCell<HashMap<u64, (u64, bool, &'static str)>>,
     trace: Trace,
 }
 
@@ -126,6 +128,7 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
         released: Vec::new(),
         injected_errors: 0,
         checkpoint_every_steps: 1,
+        verdicts: Default::default(),
         trace: Trace::new(trace),
     };
     w.checkpoint_every_steps = CHECKPOINT_EVERY_STEPS_CHOICES
@@ -539,6 +542,7 @@ impl World<'_> {
             specs: &self.specs,
             pieces: &st.pieces,
             acked_upto: self.acked_upto,
+            verdicts: &self.verdicts,
         };
         let mut r = oracle::check(&image, &ex);
         // A crafted pool (#16308): where the chain ended, a block that
