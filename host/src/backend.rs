@@ -252,7 +252,25 @@ pub struct DriveResult {
     pub latency: Histogram,
 }
 
+impl Default for DriveResult {
+    /// Nothing measured yet: the identity of [`DriveResult::merge`].
+    fn default() -> Self {
+        DriveResult {
+            commits: 0,
+            elapsed: Duration::ZERO,
+            latency: Histogram::new(),
+        }
+    }
+}
+
 impl DriveResult {
+    /// Add another measurement of the same workload (a later slice).
+    pub fn merge(&mut self, other: &DriveResult) {
+        self.commits += other.commits;
+        self.elapsed += other.elapsed;
+        self.latency.merge(&other.latency);
+    }
+
     /// Successful commits per second.
     pub fn commits_per_s(&self) -> f64 {
         self.commits as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
@@ -539,6 +557,26 @@ mod tests {
         .unwrap_err();
         assert!(error.to_string().contains("no commit completed"), "{error}");
         assert!(began.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn drive_results_merge_slices() {
+        let mut total = DriveResult::default();
+        for (commits, ms) in [(10u64, 100u64), (30, 300)] {
+            let mut latency = Histogram::new();
+            for _ in 0..commits {
+                latency.record(ms * 1000);
+            }
+            total.merge(&DriveResult {
+                commits,
+                elapsed: Duration::from_millis(ms),
+                latency,
+            });
+        }
+        assert_eq!(total.commits, 40);
+        assert_eq!(total.elapsed, Duration::from_millis(400));
+        assert!((total.commits_per_s() - 100.0).abs() < 1e-9);
+        assert_eq!(total.latency.count(), 40);
     }
 
     #[test]

@@ -435,6 +435,10 @@ fn unclean_close(dev: &Path, end: &HostEnd) -> Outcome {
     }
 }
 
+/// `rzil bench` alternates rzil and the naive baseline in slices of at most
+/// this long.
+pub const BENCH_SLICE: Duration = Duration::from_secs(1);
+
 /// How many crash images `rzil run` checks at its power cut.
 pub const RUN_CRASH_STATES: u64 = 16;
 
@@ -631,36 +635,64 @@ fn bench(args: BenchArgs) -> Outcome {
         );
     }
     for &threads in &args.threads.0 {
+        // rzil and naive alternate in slices of at most BENCH_SLICE on the
+        // same device, so drift in the device (other writers' journal
+        // commits, background writeback) hits both alike.
+        let slices = (args.seconds / BENCH_SLICE.as_secs_f64()).ceil().max(1.0) as u32;
         let config = DriveConfig {
             threads,
-            duration: Duration::from_secs_f64(args.seconds),
+            duration: Duration::from_secs_f64(args.seconds / f64::from(slices)),
             record_bytes: args.record as usize,
         };
-        // rzil and naive alternate per thread count on the same device, so
-        // drift in the device (cache warm-up, background writeback) hits
-        // both alike.
-        let counting = CountingDevice::new(&volume.device);
-        let mut tick = timed_progress(args.seconds, format!("rzil, {threads} threads"));
-        let (result, end) = with_host_log(
-            &counting,
-            superblock,
-            slot,
-            HostOptions::for_direct(volume.device.is_direct(), first_lr_seq),
-            None,
-            |log| drive(log, config, &|_, _| {}, &mut tick),
-        )
-        .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
-        let result = result.map_err(|e| Failure(format!("{}: rzil: {e}", args.dev.display())))?;
-        unclean_close(&args.dev, &end)?;
-        (superblock, slot) = (end.superblock, end.slot);
-        first_lr_seq = superblock.checkpoint_lr_seq;
-        let (_, flushes) = counting.counts();
-        let flushes_per_commit = flushes as f64 / result.commits.max(1) as f64;
+        let mut result = DriveResult::default();
+        let mut naive_result = DriveResult::default();
+        let (mut flushes, mut lwbs_issued, mut naive_flushes) = (0u64, 0u64, 0u64);
+        let mut progress = timed_progress(
+            args.seconds * 2.0,
+            format!("rzil vs naive, {threads} threads"),
+        );
+        let mut done = Duration::ZERO;
+        for _ in 0..slices {
+            let mut tick = |t: Tick| {
+                progress(Tick {
+                    commits: result.commits + t.commits,
+                    elapsed: done + t.elapsed,
+                })
+            };
+            let counting = CountingDevice::new(&volume.device);
+            let (slice, end) = with_host_log(
+                &counting,
+                superblock,
+                slot,
+                HostOptions::for_direct(volume.device.is_direct(), first_lr_seq),
+                None,
+                |log| drive(log, config, &|_, _| {}, &mut tick),
+            )
+            .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
+            let slice = slice.map_err(|e| Failure(format!("{}: rzil: {e}", args.dev.display())))?;
+            unclean_close(&args.dev, &end)?;
+            (superblock, slot) = (end.superblock, end.slot);
+            first_lr_seq = superblock.checkpoint_lr_seq;
+            flushes += counting.counts().1;
+            lwbs_issued += end.core.lwbs_issued;
+            done += slice.elapsed;
+            result.merge(&slice);
 
-        let mut tick = timed_progress(args.seconds, format!("naive, {threads} threads"));
-        let report = naive::run_naive(&volume.device, region.clone(), config, align, &mut tick)
-            .map_err(|e| Failure(format!("{}: naive baseline: {e}", args.dev.display())))?;
-        let naive_result = &report.result;
+            let mut tick = |t: Tick| {
+                progress(Tick {
+                    commits: result.commits + t.commits,
+                    elapsed: done + t.elapsed,
+                })
+            };
+            let report = naive::run_naive(&volume.device, region.clone(), config, align, &mut tick)
+                .map_err(|e| Failure(format!("{}: naive baseline: {e}", args.dev.display())))?;
+            done += report.result.elapsed;
+            naive_flushes += report.flushes;
+            naive_result.merge(&report.result);
+        }
+        let flushes_per_commit = flushes as f64 / result.commits.max(1) as f64;
+        let naive_flushes_per_commit = naive_flushes as f64 / naive_result.commits.max(1) as f64;
+        let naive_result = &naive_result;
         let ratio = result.commits_per_s() / naive_result.commits_per_s().max(f64::MIN_POSITIVE);
         if args.json {
             println!(
@@ -673,12 +705,12 @@ fn bench(args: BenchArgs) -> Outcome {
                     "p50_us": round2(latency_us(&result, 0.5)),
                     "p99_us": round2(latency_us(&result, 0.99)),
                     "flushes_per_commit": round2(flushes_per_commit),
-                    "lwbs_issued": end.core.lwbs_issued,
+                    "lwbs_issued": lwbs_issued,
                     "naive_commits": naive_result.commits,
                     "naive_commits_per_s": round2(naive_result.commits_per_s()),
                     "naive_p50_us": round2(latency_us(naive_result, 0.5)),
                     "naive_p99_us": round2(latency_us(naive_result, 0.99)),
-                    "naive_flushes_per_commit": round2(report.flushes_per_commit),
+                    "naive_flushes_per_commit": round2(naive_flushes_per_commit),
                     "ratio_vs_naive": round2(ratio),
                 })
             );

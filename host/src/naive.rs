@@ -157,6 +157,8 @@ pub struct NaiveReport {
     pub record_bytes: usize,
     /// The workload's result.
     pub result: backend::DriveResult,
+    /// Flushes the device saw.
+    pub flushes: u64,
     /// Flushes the device saw, per successful commit.
     pub flushes_per_commit: f64,
 }
@@ -182,6 +184,7 @@ pub fn run_naive<D: BlockIo>(
     Ok(NaiveReport {
         threads: config.threads,
         record_bytes: config.record_bytes,
+        flushes,
         flushes_per_commit: flushes as f64 / result.commits.max(1) as f64,
         result,
     })
