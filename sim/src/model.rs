@@ -581,6 +581,16 @@ impl Model {
         )
     }
 
+    /// The next pointer written when the next block could not be
+    /// allocated: a hole that still carries the next verifier, so a reader
+    /// can tell it belongs to this chain (#15132's writer side).
+    fn hole_next(&self, l: H) -> Blkptr {
+        let mut bp = Blkptr::HOLE;
+        bp.cksum =
+            ZioCksum::verifier(self.guid[0], self.guid[1], OBJSET, self.seq(l)).next_in_chain();
+        bp
+    }
+
     fn new_lwb(&mut self, seq: u64, sz: usize, blk: u64) -> Result<H, String> {
         let h = self.lwbs.alloc(seq, self.step)?;
         self.wr(h, L_SZ, sz as u64)?;
@@ -1026,7 +1036,7 @@ impl Model {
                             self.note(|m| {
                                 format!("next block for lwb {} could not be allocated", m.seq(n))
                             });
-                            (Blkptr::HOLE, self.rd(n, L_STATE)? == READY)
+                            (self.hole_next(l), self.rd(n, L_STATE)? == READY)
                         } else {
                             let blk = self.alloc_block(nsz as usize);
                             self.wr(n, L_BLK, blk)?;
@@ -1663,11 +1673,14 @@ impl Model {
                 // next block could not be allocated) is replayed, and ends
                 // the chain. Before the fix it was rejected like a torn one.
                 Err(BlockError::NextIsHole) if !b15132 => {
+                    // Accepted when the hole still carries this chain's
+                    // next verifier (OpenZFS keeps the memcmp).
                     let nused =
                         u64::from_le_bytes(block[136..144].try_into().expect("8 bytes")) as usize;
-                    (format::ZIL_CHAIN_BYTES..=block.len())
-                        .contains(&nused)
-                        .then_some((format::ZIL_CHAIN_BYTES, nused, Blkptr::HOLE))
+                    let next = Blkptr::decode(&block[8..136]).unwrap_or(Blkptr::HOLE);
+                    ((format::ZIL_CHAIN_BYTES..=block.len()).contains(&nused)
+                        && next.cksum == verifier.next_in_chain())
+                    .then_some((format::ZIL_CHAIN_BYTES, nused, Blkptr::HOLE))
                 }
                 Err(_) => None,
             };

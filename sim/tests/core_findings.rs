@@ -29,10 +29,12 @@ fn duplicate_inflight_completions_are_refused() {
     );
 }
 
-/// OpenZFS #15132 ("Replay blocks without next block pointer", 2.2.0)
-/// made `zil_read_log_block` accept a block whose `zc_next_blk` is a hole
-/// (written when the next block could not be allocated): its records are
-/// replayed and the chain ends there. `rzil::format::verify_block` still
+/// OpenZFS #15132 ("Replay blocks without next block pointer", 2.2.0):
+/// when the next block cannot be allocated, the writer still stores the
+/// next verifier (seq + 1) in the hole `zc_next_blk`, and
+/// `zil_read_log_block` no longer rejects a hole next pointer (it keeps the
+/// verifier comparison): the block's records are replayed and the chain
+/// ends there. Before, the reader returned ECKSUM for `BP_IS_HOLE`. `rzil::format::verify_block` still
 /// rejects such a block with `BlockError::NextIsHole`, so `rzil dump`,
 /// replay and the host's verify would drop acknowledged records of a real
 /// OpenZFS chain that ends this way — the pre-fix behaviour that the
@@ -50,13 +52,11 @@ fn a_block_without_next_pointer_is_replayed() {
         seq: 1,
     };
     rec.encode(&mut block[format::ZIL_CHAIN_BYTES..]).unwrap();
-    format::seal_slim_block(
-        &mut block,
-        format::ZIL_CHAIN_BYTES + 64,
-        &Blkptr::HOLE,
-        &verifier,
-    )
-    .unwrap();
+    // What OpenZFS writes since #15132 when the next block could not be
+    // allocated: a hole that still carries the next verifier.
+    let mut next = Blkptr::HOLE;
+    next.cksum = verifier.next_in_chain();
+    format::seal_slim_block(&mut block, format::ZIL_CHAIN_BYTES + 64, &next, &verifier).unwrap();
     let vb = format::verify_block(&block, &verifier, BlockFormat::Slim)
         .expect("a block with a hole next pointer carries valid records");
     assert!(vb.next().is_hole());
