@@ -53,6 +53,8 @@ pub struct Disks {
     next_id: DiskIoId,
     /// The devices lie about flushes (a named fault).
     pub lying_flush: bool,
+    /// Devices without a volatile write cache.
+    pub no_write_cache: Vec<u32>,
     /// Bytes made durable.
     pub durable_bytes: u64,
 }
@@ -79,14 +81,28 @@ impl Disks {
 
     /// A write completed: cached on success, "maybe" on failure.
     pub fn write_done(&mut self, id: DiskIoId, ok: bool) {
-        if let Some(w) = self.pending.iter_mut().find(|w| w.id == id) {
-            debug_assert_eq!(w.state, WriteState::InFlight);
-            w.state = if ok {
-                WriteState::Cached
-            } else {
-                WriteState::Maybe
-            };
+        let Some(pos) = self.pending.iter().position(|w| w.id == id) else {
+            return;
+        };
+        debug_assert_eq!(self.pending[pos].state, WriteState::InFlight);
+        let vdev = self.pending[pos].vdev;
+        if ok && self.no_write_cache.contains(&vdev) {
+            // No volatile cache: a completed write is on the medium.
+            let w = self.pending.remove(pos);
+            self.make_durable(&w);
+            return;
         }
+        self.pending[pos].state = if ok {
+            WriteState::Cached
+        } else {
+            WriteState::Maybe
+        };
+    }
+
+    /// Whether `vdev` has no volatile write cache (its flushes answer "not
+    /// supported", as a device without a cache does).
+    pub fn has_no_write_cache(&self, vdev: u32) -> bool {
+        self.no_write_cache.contains(&vdev)
     }
 
     /// Submit a flush of `vdev`: it covers the writes cached there now.

@@ -156,6 +156,10 @@ pub struct FaultSet {
     /// The core is told to skip cache flushes (`nocacheflush`) on devices
     /// that have a volatile cache: the oracle expects loss and says so.
     pub nocacheflush: bool,
+    /// Some seeds give one log device no volatile cache: its writes are
+    /// durable on completion and its flushes answer "not supported" (the
+    /// core must mark it `nowritecache` and stop flushing it).
+    pub no_cache_device: bool,
 }
 
 impl Default for FaultSet {
@@ -171,6 +175,7 @@ impl Default for FaultSet {
             alloc_fail: true,
             crafted: true,
             nocacheflush: false,
+            no_cache_device: false,
         }
     }
 }
@@ -188,6 +193,7 @@ impl FaultSet {
         alloc_fail: false,
         crafted: false,
         nocacheflush: false,
+        no_cache_device: false,
     };
 
     /// Whether these faults make loss of acknowledged records expected.
@@ -197,7 +203,7 @@ impl FaultSet {
 
     /// Names accepted by [`FaultSet::parse`].
     pub const NAMES: &'static str =
-        "none, default, io, flush, power, multi-vdev, stale, dup-inflight, lying-flush, alloc, crafted, nocacheflush";
+        "none, default, io, flush, power, multi-vdev, stale, dup-inflight, lying-flush, alloc, crafted, nocacheflush, no-cache-device";
 
     /// Parse a comma-separated list (`default` = the standard set).
     pub fn parse(list: &str) -> Result<FaultSet, String> {
@@ -211,6 +217,7 @@ impl FaultSet {
                         dup_inflight: f.dup_inflight,
                         lying_flush: f.lying_flush,
                         nocacheflush: f.nocacheflush,
+                        no_cache_device: f.no_cache_device,
                         ..d
                     };
                 }
@@ -224,6 +231,7 @@ impl FaultSet {
                 "alloc" => f.alloc_fail = true,
                 "crafted" => f.crafted = true,
                 "nocacheflush" => f.nocacheflush = true,
+                "no-cache-device" => f.no_cache_device = true,
                 _ => {
                     return Err(format!(
                         "unknown fault {name:?} (one of: {})",

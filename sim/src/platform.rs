@@ -82,6 +82,8 @@ pub struct SimState {
     pub flushes: u64,
     /// Log-block allocations refused for lack of space (back-pressure).
     pub alloc_refusals: u64,
+    /// Flushes answered "not supported" (a device without a write cache).
+    pub flushes_not_supported: u64,
 }
 
 /// The platform; the core holds `&SimPlatform`.
@@ -118,6 +120,7 @@ impl SimPlatform {
                 writes: 0,
                 flushes: 0,
                 alloc_refusals: 0,
+                flushes_not_supported: 0,
             }),
             clock_ns: AtomicU64::new(1_000_000),
             lwbs: TrashSlab::new("zil_lwb_cache", LWB_SLAB_ITEMS),

@@ -101,6 +101,9 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
     cfg.commit_timeout_pct = [1, 5, 10, 50][rng.below(4) as usize];
     cfg.max_block_bytes = [16 * 1024, 32 * 1024, 128 * 1024][rng.below(3) as usize];
     cfg.nocacheflush = faults.nocacheflush;
+    if faults.no_cache_device && rng.below(2) == 0 {
+        p.st().disks.no_write_cache.push(0);
+    }
     let zil = match Zil::new(&p, cfg) {
         Ok(z) => z,
         Err(e) => {
@@ -451,9 +454,16 @@ impl World<'_> {
                 IoKind::Flush { .. } => self.faults.flush_errors,
             }
             && self.rng.chance_ppm(IO_ERROR_PPM);
+        let no_cache = match kind {
+            IoKind::Flush { vdev } => self.p.st().disks.has_no_write_cache(vdev),
+            _ => false,
+        };
         let result = if inject {
             self.injected_errors += 1;
             Err(IoError::Io)
+        } else if no_cache {
+            self.p.st().flushes_not_supported += 1;
+            Err(IoError::NotSupported)
         } else {
             Ok(())
         };
@@ -563,12 +573,17 @@ impl World<'_> {
     fn power_cut(&mut self) -> Result<(), String> {
         let step = self.step;
         let acked = self.acked_upto;
-        let (writes, flushes, refusals) = {
+        let (writes, flushes, refusals, unsupported) = {
             let st = self.p.st();
-            (st.writes, st.flushes, st.alloc_refusals)
+            (
+                st.writes,
+                st.flushes,
+                st.alloc_refusals,
+                st.flushes_not_supported,
+            )
         };
         self.trace.push(|| {
-            format!("POWER CUT      at step {step}: {CRASH_IMAGES_PER_CUT}+1 crash images, records 1..={acked} acknowledged; {writes} writes, {flushes} flushes, {refusals} log-space refusals so far")
+            format!("POWER CUT      at step {step}: {CRASH_IMAGES_PER_CUT}+1 crash images, records 1..={acked} acknowledged; {writes} writes, {flushes} flushes ({unsupported} not supported), {refusals} log-space refusals so far")
         });
         self.check_image(None)
             .map_err(|e| format!("power cut (every unflushed write lost): {e}"))?;

@@ -84,6 +84,33 @@ fn oracle_catches_a_core_told_to_skip_flushes() {
 }
 
 #[test]
+fn a_device_without_a_write_cache_answers_flushes_not_supported_and_loses_nothing() {
+    let mut args = SimArgs::new(0..8, Model::Rzil);
+    args.faults = FaultSet::parse("default,no-cache-device").unwrap();
+    let rep = run(&args);
+    assert_eq!(rep.failures, 0, "{:?}", rep.first_failure);
+    // Some seed took the path: a flush answered "not supported", after
+    // which the core stopped flushing that device (few such answers).
+    let counts: Vec<u64> = (0..8)
+        .filter_map(|seed| {
+            let t = rzil_sim::run_seed(&args, seed, true).trace;
+            let last = t.iter().rev().find(|l| l.contains("POWER CUT"))?.clone();
+            let n = last.split(" not supported)").next()?.rsplit('(').next()?;
+            n.trim().parse().ok()
+        })
+        .collect();
+    assert_eq!(counts.len(), 8, "every seed ends with a power cut line");
+    assert!(
+        counts.iter().any(|&n| n > 0),
+        "no seed had a cacheless device: {counts:?}"
+    );
+    // The core marks the device `nowritecache` at the first answer: at
+    // most one answer per flush in flight then (a handful), never one per
+    // lwb.
+    assert!(counts.iter().all(|&n| n <= 8), "{counts:?}");
+}
+
+#[test]
 fn without_power_cuts_and_errors_nothing_is_lost_either() {
     let mut args = SimArgs::new(100..104, Model::Rzil);
     args.faults = FaultSet::NONE;
