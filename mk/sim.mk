@@ -25,6 +25,7 @@ sim: sim-build
 
 test-sim: sim-build
 	$(SIM_BIN) --seeds $(SIM_TEST_SEEDS) --model rzil --json
+	$(SIM_BIN) --seeds 5000..5300 --model rzil --faults default,no-cache-device --json
 	$(SIM_BIN) --seeds $(SIM_TEST_SEEDS) --model ozfs-2.2.0 --json
 	$(CARGO) test --release -p rzil-sim --test bug_corpus -- --include-ignored
 
