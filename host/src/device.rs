@@ -187,7 +187,7 @@ impl fmt::Display for DeviceError {
             ),
             DeviceError::RecordingFull { limit_bytes } => write!(
                 f,
-                "the crash recorder keeps at most {} of writes; use a smaller device or a shorter run",
+                "the crash recorder keeps at most {} of unflushed or recorded writes; record a shorter run (--seconds) or smaller records",
                 format_size_bytes(*limit_bytes as u64)
             ),
             DeviceError::Io { path, op, source } => {

@@ -221,6 +221,7 @@ pub struct HostPlatform<'d> {
     /// below it may be in freed lwbs, so a persisted head needs at least
     /// this checkpoint seq.
     checkpointed_lr_seq: AtomicU64,
+    first_io_error: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for HostPlatform<'_> {
@@ -278,6 +279,7 @@ impl<'d> HostPlatform<'d> {
             checkpoint_kicked: Mutex::new(false),
             checkpoint_cv: Condvar::new(),
             checkpointed_lr_seq: AtomicU64::new(0),
+            first_io_error: Mutex::new(None),
         }
     }
 
@@ -368,7 +370,7 @@ impl<'d> HostPlatform<'d> {
             }
             Job::Flush { io } => {
                 self.flushes.fetch_add(1, Ordering::Relaxed);
-                (io, self.dev.flush().map_err(|e| io_error_of(&e)))
+                (io, self.dev.flush().map_err(|e| self.io_failed(&e)))
             }
         };
         // A completion the core rejects (stale, duplicate) changes nothing
@@ -417,6 +419,20 @@ impl<'d> HostPlatform<'d> {
         std::mem::replace(&mut *kicked, false)
     }
 
+    /// Remember the first device error (the core only gets an errno-like
+    /// kind) and map it for the core.
+    fn io_failed(&self, error: &DeviceError) -> IoError {
+        self.first_io_error
+            .lock()
+            .get_or_insert_with(|| error.to_string());
+        io_error_of(error)
+    }
+
+    /// The first device error any I/O of this log met, in full.
+    pub fn first_io_error(&self) -> Option<String> {
+        self.first_io_error.lock().clone()
+    }
+
     /// Percentage of the log region held by live blocks.
     fn ring_used_pct(&self) -> u64 {
         let ring = self.ring.lock();
@@ -442,7 +458,7 @@ impl<'d> HostPlatform<'d> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.dev
             .write_at(addr.offset_bytes, &buf[..write_bytes])
-            .map_err(|e| io_error_of(&e))
+            .map_err(|e| self.io_failed(&e))
     }
 
     /// Let the completion threads exit once the queue is empty.
@@ -664,6 +680,19 @@ fn core_error(error: Error) -> CommitError {
     CommitError::Refused(error.to_string())
 }
 
+impl HostLog<'_, '_> {
+    /// A core error as the committer reports it: an I/O failure names the
+    /// device error behind it.
+    fn commit_error(&self, error: Error) -> CommitError {
+        match (error, self.platform.first_io_error()) {
+            (Error::Io(_) | Error::LogFailed, Some(device)) => {
+                CommitError::Refused(format!("{error} ({device})"))
+            }
+            _ => core_error(error),
+        }
+    }
+}
+
 /// The chain verifier as the superblock stores it.
 pub fn verifier_words(verifier: &ZioCksum) -> [u64; 4] {
     verifier.word
@@ -807,7 +836,7 @@ impl<'p, 'd> HostLog<'p, 'd> {
                     std::thread::sleep(sleep);
                     sleep = (sleep * 2).min(RETRY_SLEEP_MAX);
                 }
-                Err(error) => return Err(core_error(error)),
+                Err(error) => return Err(self.commit_error(error)),
             }
         }
     }
@@ -880,7 +909,7 @@ impl HostLog<'_, '_> {
         let began = Instant::now();
         loop {
             match self.zil.waiter_poll(waiter).map_err(core_error)? {
-                WaitStatus::Done(result) => return result.map_err(core_error),
+                WaitStatus::Done(result) => return result.map_err(|e| self.commit_error(e)),
                 WaitStatus::Pending { deadline_ns } => {
                     if self.platform.help_once(&self.zil) {
                         continue;
