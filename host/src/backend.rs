@@ -288,14 +288,17 @@ pub fn drive(
     on_ack: &(dyn Fn(usize, u64) + Sync),
     on_tick: &mut dyn FnMut(Tick),
 ) -> Result<DriveResult, CommitError> {
-    drive_with_stall(log, config, DRIVE_STALL, on_ack, on_tick)
+    drive_with(log, config, DRIVE_STALL, &|| false, on_ack, on_tick)
 }
 
-/// [`drive`] with the stall bound given (tests use a short one).
-pub fn drive_with_stall(
+/// [`drive`] with the stall bound given (tests use a short one) and an
+/// early stop: the run ends before `config.duration` once `should_stop`
+/// (asked every tick) says so, e.g. when a recorder nears its bound.
+pub fn drive_with(
     log: &dyn SyncLog,
     config: DriveConfig,
     stall: Duration,
+    should_stop: &dyn Fn() -> bool,
     on_ack: &(dyn Fn(usize, u64) + Sync),
     on_tick: &mut dyn FnMut(Tick),
 ) -> Result<DriveResult, CommitError> {
@@ -351,7 +354,8 @@ pub fn drive_with_stall(
         let mut aborted = false;
         while running.load(Ordering::Acquire) > 0 {
             let elapsed = start.elapsed();
-            let stopping = elapsed >= config.duration || stop.load(Ordering::Relaxed);
+            let stopping =
+                elapsed >= config.duration || stop.load(Ordering::Relaxed) || should_stop();
             if stopping {
                 stop.store(true, Ordering::Relaxed);
                 std::thread::sleep(DRIVE_TICK / 10);
@@ -547,15 +551,42 @@ mod tests {
             record_bytes: 32,
         };
         let began = Instant::now();
-        let error = drive_with_stall(
+        let error = drive_with(
             &log,
             config,
             Duration::from_millis(300),
+            &|| false,
             &|_, _| {},
             &mut |_| {},
         )
         .unwrap_err();
         assert!(error.to_string().contains("no commit completed"), "{error}");
+        assert!(began.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn drive_ends_early_when_asked() {
+        let log = MemLog {
+            seen: Mutex::new(Vec::new()),
+            fail_after: None,
+            record_bytes: 32,
+        };
+        let config = DriveConfig {
+            threads: 2,
+            duration: Duration::from_secs(30),
+            record_bytes: 32,
+        };
+        let began = Instant::now();
+        let result = drive_with(
+            &log,
+            config,
+            DRIVE_STALL,
+            &|| began.elapsed() > Duration::from_millis(200),
+            &|_, _| {},
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(result.commits > 0);
         assert!(began.elapsed() < Duration::from_secs(5));
     }
 

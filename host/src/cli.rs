@@ -14,8 +14,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use rzil::format::{
     dump_block, dump_chain, infer_block, Blkptr, BlockInfo, DumpSink, RecordInfo, WalkLimits,
 };
-use rzil_host::backend::{drive, CountingDevice, DriveConfig, DriveResult, RecordId, Tick};
-use rzil_host::crashdev::{CrashPoint, RecordingDevice};
+use rzil_host::backend::{
+    drive, drive_with, CountingDevice, DriveConfig, DriveResult, RecordId, Tick, DRIVE_STALL,
+};
+use rzil_host::crashdev::{CrashPoint, RecordingDevice, RECORDED_BYTES_MAX};
 use rzil_host::device::{OpenOptionsLog, ReadOnlyDevice, DIRECT_IO_ALIGN_BYTES};
 use rzil_host::naive::{self, NAIVE_RECORD_BYTES_MAX};
 use rzil_host::platform::{with_host_log, HostEnd, HostOptions};
@@ -435,6 +437,10 @@ fn unclean_close(dev: &Path, end: &HostEnd) -> Outcome {
     }
 }
 
+/// `rzil verify` ends its recording once this much is recorded, leaving the
+/// recorder room for the writes in flight and the final checkpoint.
+pub const VERIFY_RECORDING_BYTES_MAX: usize = RECORDED_BYTES_MAX / 4 * 3;
+
 /// `rzil bench` alternates rzil and the naive baseline in slices of at most
 /// this long.
 pub const BENCH_SLICE: Duration = Duration::from_secs(1);
@@ -750,6 +756,8 @@ fn verify(args: VerifyArgs) -> Outcome {
         record_bytes,
     };
     let mut progress = timed_progress(args.seconds, "recording".into());
+    // Every write of the run is kept; end it early rather than overflow.
+    let near_full = || recorder.live_bytes() >= VERIFY_RECORDING_BYTES_MAX;
     let (result, end) = with_host_log(
         &recorder,
         volume.superblock,
@@ -757,9 +765,11 @@ fn verify(args: VerifyArgs) -> Outcome {
         HostOptions::for_direct(volume.device.is_direct(), recovered.first_lr_seq),
         Some(&observe),
         |log| {
-            drive(
+            drive_with(
                 log,
                 config,
+                DRIVE_STALL,
+                &near_full,
                 &|committer, seq| {
                     ledger.ack(
                         RecordId {
@@ -776,6 +786,13 @@ fn verify(args: VerifyArgs) -> Outcome {
     .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
     let result = result.map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
     unclean_close(&args.dev, &end)?;
+    if near_full() && !args.json {
+        note(&format!(
+            "recording ended after {:.1} s, at the crash recorder's bound of {}",
+            result.elapsed.as_secs_f64(),
+            format_size_bytes(VERIFY_RECORDING_BYTES_MAX as u64)
+        ));
+    }
     let events = recorder.mark();
     let mut rng = Xoshiro256::new(args.seed);
     let mut points: Vec<CrashPoint> = (0..args.crashes)

@@ -462,6 +462,12 @@ impl<D: BlockIo> RecordingDevice<D> {
         self.recording.lock().events()
     }
 
+    /// Bytes of recorded writes held (not folded away): what counts toward
+    /// [`RECORDED_BYTES_MAX`].
+    pub fn live_bytes(&self) -> usize {
+        self.recording.lock().live_bytes
+    }
+
     /// (writes recorded, flushes completed).
     pub fn counts(&self) -> (usize, usize) {
         let recording = self.recording.lock();
