@@ -541,7 +541,8 @@ fn output_into_a_closed_pipe_is_not_a_panic() {
     // Read a little of the dump, then close the pipe: rzil must end by
     // SIGPIPE (like any filter), not panic.
     let mut child = Command::new(RZIL)
-        .args(["dump", path_str(&dev)])
+        // JSON lines are the longer output: more certain to fill the pipe.
+        .args(["dump", path_str(&dev), "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
