@@ -253,14 +253,19 @@ impl World<'_> {
             Action::StaleWaiter => {
                 let i = self.rng.below(self.released.len() as u64) as usize;
                 let w = self.released[i];
-                match self.zil.waiter_poll(w) {
+                let (what, r) = if self.rng.below(2) == 0 {
+                    ("poll", self.zil.waiter_poll(w).map(|_| ()))
+                } else {
+                    ("timeout", self.zil.waiter_timeout(w))
+                };
+                match r {
                     Err(Error::StaleHandle) => {
                         self.trace
-                            .push(|| format!("stale-waiter   poll({w:?}) refused: StaleHandle"));
+                            .push(|| format!("stale-waiter   {what}({w:?}) refused: StaleHandle"));
                         Ok(())
                     }
                     other => Err(format!(
-                        "a released waiter {w:?} was not refused as stale: {other:?}"
+                        "a released waiter {w:?} was not refused as stale by {what}: {other:?}"
                     )),
                 }
             }
