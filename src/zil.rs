@@ -331,6 +331,9 @@ struct LogState<P: Platform> {
     lwbs: Ring<P::LwbBox, LWB_INFLIGHT_MAX>,
     /// READY lwbs waiting for their block, by `seq % LWB_INFLIGHT_MAX`.
     parked: [Option<ReadyLwb<P>>; LWB_INFLIGHT_MAX],
+    /// A READY lwb whose predecessor is issued, left by an issue chain that
+    /// reached [`ISSUE_CHAIN_MAX`]; the next `io_done` or `commit` issues it.
+    handoff: Option<ReadyLwb<P>>,
     next_gen: u32,
     guid: [u64; 2],
     waiters: WaiterTable,
@@ -361,6 +364,15 @@ struct Submission<P: Platform> {
 /// Bounded small so `io_done`'s frame stays small on a kernel stack: when
 /// it fills, settling pauses, the batch is submitted and settling resumes.
 type FlushList = BoundedVec<(LwbId, u64), FLUSH_BATCH_MAX>;
+
+/// Most lwbs one thread issues in a row before handing the chain off.
+/// With the `testkit` feature (every test build) it is 2, so that tests
+/// exercise the hand-off path constantly instead of only under heavy load.
+const ISSUE_CHAIN_MAX: usize = if cfg!(feature = "testkit") {
+    2
+} else {
+    LWB_INFLIGHT_MAX
+};
 
 /// Flush sets submitted per `zl_lock` hold in `io_done`.
 const FLUSH_BATCH_MAX: usize = 8;
@@ -557,6 +569,7 @@ impl<P: Platform> Zil<P> {
         let log = LogState {
             lwbs,
             parked: core::array::from_fn(|_| None),
+            handoff: None,
             next_gen: 2,
             guid,
             waiters: WaiterTable::new(),
@@ -686,6 +699,7 @@ impl<P: Platform> Zil<P> {
             log.stats.commits += 1;
             w
         };
+        self.resume_handoff();
         self.commit_writer(w, true);
         Ok(w)
     }
@@ -1193,9 +1207,15 @@ impl<P: Platform> Zil<P> {
 
     /// READY → ISSUED, then the same for every following READY lwb whose
     /// block this issue provides (`goto next_lwb`). Bounded by the list.
+    ///
+    /// Under sustained load the chain of READY successors has no end (new
+    /// lwbs keep closing while this thread issues), so after
+    /// [`ISSUE_CHAIN_MAX`] issues the thread hands the next READY lwb to
+    /// [`LogState::handoff`] and returns; the next `io_done` or `commit`
+    /// (an I/O of the lwb just issued is always outstanding) carries on.
     fn issue(&self, first: ReadyLwb<P>) {
         let mut next = Some(first);
-        for _ in 0..=LWB_INFLIGHT_MAX {
+        for _ in 0..ISSUE_CHAIN_MAX {
             let Some(ready) = next.take() else { return };
             let (sub, n) = {
                 let mut log = self.log.lock();
@@ -1208,7 +1228,24 @@ impl<P: Platform> Zil<P> {
             self.submit(sub);
             next = n;
         }
-        debug_assert!(next.is_none(), "issue chain longer than the list");
+        if let Some(ready) = next {
+            let mut log = self.log.lock();
+            // The slot is free: only the lowest unissued lwb whose
+            // predecessor is issued can be handed off, and this is it.
+            debug_assert!(log.handoff.is_none(), "two issue hand-offs");
+            if let Some(other) = log.handoff.replace(ready) {
+                drop(log);
+                self.issue(other);
+            }
+        }
+    }
+
+    /// Issue the lwb a bounded issue chain handed off, if any.
+    fn resume_handoff(&self) {
+        let ready = self.log.lock().handoff.take();
+        if let Some(r) = ready {
+            self.issue(r);
+        }
     }
 
     /// Under `zl_lock`: wire the zio graph and move to ISSUED, consuming
@@ -1416,6 +1453,7 @@ impl<P: Platform> Zil<P> {
             };
         }
         debug_assert!(resume.is_none(), "settling outran its bound");
+        self.resume_handoff();
         Ok(())
     }
 
