@@ -1215,24 +1215,40 @@ impl<P: Platform> Zil<P> {
     /// (an I/O of the lwb just issued is always outstanding) carries on.
     fn issue(&self, first: ReadyLwb<P>) {
         let mut next = Some(first);
-        for _ in 0..ISSUE_CHAIN_MAX {
+        // Past ISSUE_CHAIN_MAX the chain continues only on a failed log, where
+        // no I/O may be left to pick up a hand-off and no new lwb is closed:
+        // the rest of the list bounds it.
+        for issued in 0..ISSUE_CHAIN_MAX + LWB_INFLIGHT_MAX {
             let Some(ready) = next.take() else { return };
             let (sub, n) = {
                 let mut log = self.log.lock();
-                match self.issue_locked(&mut log, ready) {
-                    Some(x) => x,
-                    None => return, // parked until the previous lwb is issued
-                }
+                let Some((sub, n)) = self.issue_locked(&mut log, ready) else {
+                    return; // parked until the previous lwb is issued
+                };
+                // Hand the successor off while the lock is held and before
+                // this lwb's write is submitted, so that write's completion
+                // is sure to find it.
+                let n = match n {
+                    Some(r)
+                        if issued + 1 >= ISSUE_CHAIN_MAX
+                            && !self.failed.load(Ordering::Acquire)
+                            && log.handoff.is_none() =>
+                    {
+                        log.handoff = Some(r);
+                        None
+                    }
+                    other => other,
+                };
+                (sub, n)
             };
             // zl_lock dropped: only locals from here on.
             self.submit(sub);
             next = n;
         }
         if let Some(ready) = next {
+            // Never drop an lwb: park it for the next completion or commit.
+            debug_assert!(false, "issue chain outran the list on a failed log");
             let mut log = self.log.lock();
-            // The slot is free: only the lowest unissued lwb whose
-            // predecessor is issued can be handed off, and this is it.
-            debug_assert!(log.handoff.is_none(), "two issue hand-offs");
             if let Some(other) = log.handoff.replace(ready) {
                 drop(log);
                 self.issue(other);
