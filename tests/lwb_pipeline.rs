@@ -199,22 +199,33 @@ fn concurrent_commit_waits_for_company_then_times_out() {
     assert_eq!(recs.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
 }
 
-#[test]
-fn waiter_is_not_woken_before_earlier_lwbs_are_flush_done() {
-    let p = MemPlatform::new(64 * MIB, 64);
-    let zil = new_log(&p);
+/// Commit one record (issued at once: lone committer), then a second while
+/// the first is in flight (held open: the log is shared) and time it out:
+/// lwbs 1 and 2 are both ISSUED, each with one waiter.
+fn two_lwbs_in_flight(
+    p: &MemPlatform,
+    zil: &Zil<&MemPlatform>,
+) -> (rzil::WaiterId, rzil::WaiterId) {
     zil.assign(1, &write_rec(&[1; 64])).unwrap();
     let w1 = zil.commit().unwrap();
     zil.assign(1, &write_rec(&[2; 64])).unwrap();
     let w2 = zil.commit().unwrap();
     let WaitStatus::Pending {
         deadline_ns: Some(d),
-    } = poll(&zil, w2)
+    } = poll(zil, w2)
     else {
-        panic!()
+        panic!("the second lwb is held open with a deadline")
     };
     p.set_now_ns(d);
     zil.waiter_timeout(w2).unwrap();
+    (w1, w2)
+}
+
+#[test]
+fn waiter_is_not_woken_before_earlier_lwbs_are_flush_done() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    let (w1, w2) = two_lwbs_in_flight(&p, &zil);
     // Two writes out: complete lwb 2's write and flush first.
     assert_eq!(p.pending_len(), 2);
     let i2 = p
@@ -284,18 +295,7 @@ fn flush_is_deferred_from_an_lwb_without_waiters_into_an_issued_next() {
 fn write_error_fails_this_and_every_later_lwb_and_the_log() {
     let p = MemPlatform::new(64 * MIB, 64);
     let zil = new_log(&p);
-    zil.assign(1, &write_rec(&[1; 64])).unwrap();
-    let w1 = zil.commit().unwrap();
-    zil.assign(1, &write_rec(&[2; 64])).unwrap();
-    let w2 = zil.commit().unwrap();
-    let WaitStatus::Pending {
-        deadline_ns: Some(d),
-    } = poll(&zil, w2)
-    else {
-        panic!()
-    };
-    p.set_now_ns(d);
-    zil.waiter_timeout(w2).unwrap();
+    let (w1, w2) = two_lwbs_in_flight(&p, &zil);
     // lwb 2 completes fine first; then lwb 1's write fails.
     let i2 = p
         .st()
