@@ -122,6 +122,10 @@ pub struct LwbId {
 pub struct ZioCounts {
     /// Unfinished WR_INDIRECT data writes (the child zio's children).
     pub child_pending: u16,
+    /// Which of them are still in flight, one bit per child index.
+    pub children_inflight: u128,
+    /// vdevs whose flush (a child of the root) is still in flight.
+    pub flushes_inflight: u64,
     /// Unfinished children of the write zio (including its own I/O).
     pub write_pending: u8,
     /// Unfinished children of the root zio.

@@ -43,6 +43,9 @@ pub struct BlockAddr {
 pub struct IoToken {
     pub(crate) lwb: crate::lwb::LwbId,
     pub(crate) kind: IoKind,
+    /// For WR_INDIRECT data writes: which child of the lwb's child zio
+    /// (`< LWB_ITXS_MAX`), so a duplicate completion is recognised.
+    pub(crate) child: u8,
 }
 
 impl IoToken {

@@ -277,7 +277,8 @@ impl WaiterTable {
 }
 
 static_assertions::const_assert!(COMMIT_WAITERS_MAX <= u16::MAX as usize);
-static_assertions::const_assert!(LWB_ITXS_MAX <= u16::MAX as usize);
+// Indirect children are named by an index below 128 (a u128 bitmask).
+static_assertions::const_assert!(LWB_ITXS_MAX <= 128);
 static_assertions::const_assert!(VDEVS_MAX <= 64);
 
 /// The tail lwb's handle: NEW until its first record, then OPENED.
@@ -994,6 +995,10 @@ impl<P: Platform> Zil<P> {
             o.min_lr_seq = iss.min_lr_seq;
             o.max_lr_seq = iss.lr_seq;
             o.zio.child_pending = iss.indirect;
+            o.zio.children_inflight = match iss.indirect {
+                0 => 0,
+                n => u128::MAX >> (128 - u32::from(n)),
+            };
             c
         };
         log.stats.records += iss.placed.len() as u64;
@@ -1079,7 +1084,10 @@ impl<P: Platform> Zil<P> {
         let id = handle.id();
         let mut error = None;
         let mut vdevs = 0u64;
-        let mut indirect_not_started = 0u16;
+        // Indirect children, numbered in record order, and those that never
+        // started (they will never complete).
+        let mut child: u8 = 0;
+        let mut not_started: u128 = 0;
         let mut off = ZIL_CHAIN_BYTES as usize;
         let block = &mut buf[..size_bytes as usize];
         for itx in itxs.drain() {
@@ -1091,7 +1099,7 @@ impl<P: Platform> Zil<P> {
                 }
             );
             let res = match error {
-                None => self.encode(&itx, id, block, off),
+                None => self.encode(&itx, id, child, block, off),
                 Some(e) => Err(e),
             };
             match res {
@@ -1102,9 +1110,13 @@ impl<P: Platform> Zil<P> {
                 Err(e) => {
                     error.get_or_insert(e);
                     if is_indirect {
-                        indirect_not_started += 1;
+                        not_started |= 1u128 << child;
                     }
                 }
+            }
+            if is_indirect {
+                // At most LWB_ITXS_MAX (128) indirect records per lwb.
+                child = child.wrapping_add(1);
             }
             drop(itx);
         }
@@ -1121,7 +1133,8 @@ impl<P: Platform> Zil<P> {
                 o.error.get_or_insert(e);
             }
             // Indirect writes that were never started will never complete.
-            o.zio.child_pending -= indirect_not_started;
+            o.zio.child_pending -= not_started.count_ones() as u16;
+            o.zio.children_inflight &= !not_started;
             ReadyLwb {
                 handle: handle.ready(o),
                 buf,
@@ -1137,6 +1150,7 @@ impl<P: Platform> Zil<P> {
         &self,
         itx: &Itx,
         id: LwbId,
+        child: u8,
         block: &mut [u8],
         off: usize,
     ) -> Result<(usize, u64), Error> {
@@ -1190,6 +1204,7 @@ impl<P: Platform> Zil<P> {
                         let io = IoToken {
                             lwb: id,
                             kind: IoKind::Indirect,
+                            child,
                         };
                         let ib = self
                             .platform
@@ -1340,6 +1355,7 @@ impl<P: Platform> Zil<P> {
             io: IoToken {
                 lwb: id,
                 kind: IoKind::Write,
+                child: 0,
             },
             addr,
             buf: ready.buf,
@@ -1394,9 +1410,11 @@ impl<P: Platform> Zil<P> {
             let o = log.obj(i);
             match io.kind {
                 IoKind::Indirect => {
-                    if o.zio.child_pending == 0 || o.state >= LwbState::WriteDone {
+                    let bit = 1u128.checked_shl(u32::from(io.child)).unwrap_or(0);
+                    if o.zio.children_inflight & bit == 0 || o.state >= LwbState::WriteDone {
                         return Err(Error::UnexpectedCompletion);
                     }
+                    o.zio.children_inflight &= !bit;
                     o.zio.child_pending -= 1;
                     if let Err(e) = result {
                         o.write_error.get_or_insert(Error::Io(e));
@@ -1421,9 +1439,11 @@ impl<P: Platform> Zil<P> {
                     }
                 }
                 IoKind::Flush { vdev } => {
-                    if o.state != LwbState::WriteDone || o.zio.root_pending == 0 {
+                    let bit = vdev_bit(vdev);
+                    if o.state != LwbState::WriteDone || o.zio.flushes_inflight & bit == 0 {
                         return Err(Error::UnexpectedCompletion);
                     }
+                    o.zio.flushes_inflight &= !bit;
                     o.zio.root_pending -= 1;
                     match result {
                         Ok(()) => {}
@@ -1456,6 +1476,7 @@ impl<P: Platform> Zil<P> {
                         IoToken {
                             lwb: id,
                             kind: IoKind::Flush { vdev },
+                            child: 0,
                         },
                         vdev,
                     );
@@ -1566,6 +1587,7 @@ impl<P: Platform> Zil<P> {
             let o = log.obj(i);
             o.zio.root_pending += n;
             o.zio.flushes_issued += n;
+            o.zio.flushes_inflight |= mask;
             let id = o.id;
             log.stats.flushes += u64::from(n);
             let pushed = flushes.push((id, mask));

@@ -573,3 +573,46 @@ fn lone_committer_gets_blocks_sized_for_its_bursts() {
     assert_eq!(s.flushes, 50, "{s:?}");
     assert_eq!(s.flushes_deferred, 1, "{s:?}");
 }
+
+#[test]
+fn duplicate_completions_of_inflight_children_are_refused() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    // Two indirect children (data on vdev 1) and the block on vdev 0.
+    for i in 0..2u64 {
+        let rec = Record::Write {
+            foid: 3,
+            offset: i << 20,
+            data: WriteData::Indirect { length: 8192 },
+        };
+        zil.assign(2, &rec).unwrap();
+    }
+    let w = zil.commit().unwrap();
+    let kinds: Vec<_> = p.st().pending.iter().map(|x| x.io.kind()).collect();
+    assert_eq!(kinds, [IoKind::Indirect, IoKind::Indirect, IoKind::Write]);
+    let child0 = p.st().pending[0].io;
+    p.complete(&zil, 0, Ok(()));
+    // The first child again, while the second is still in flight: refused.
+    assert_eq!(
+        zil.io_done(child0, Ok(())),
+        Err(Error::UnexpectedCompletion)
+    );
+    p.complete(&zil, 0, Ok(())); // second child
+    p.complete(&zil, 0, Ok(())); // block write
+    let flushes: Vec<_> = p.st().pending.iter().map(|x| x.io.kind()).collect();
+    assert_eq!(
+        flushes,
+        [IoKind::Flush { vdev: 0 }, IoKind::Flush { vdev: 1 }]
+    );
+    let flush0 = p.st().pending[0].io;
+    p.complete(&zil, 0, Ok(()));
+    // vdev 0's flush again while vdev 1's is in flight: refused, and the
+    // waiter is not told "durable" before vdev 1 is flushed.
+    assert_eq!(
+        zil.io_done(flush0, Ok(())),
+        Err(Error::UnexpectedCompletion)
+    );
+    assert!(matches!(poll(&zil, w), WaitStatus::Pending { .. }));
+    p.complete(&zil, 0, Ok(()));
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+}
