@@ -170,7 +170,7 @@ impl Default for FaultSet {
             power_cuts: true,
             multi_vdev: true,
             stale: true,
-            dup_inflight: false,
+            dup_inflight: true,
             lying_flush: false,
             alloc_fail: true,
             crafted: true,
@@ -214,7 +214,6 @@ impl FaultSet {
                 "default" => {
                     let d = FaultSet::default();
                     f = FaultSet {
-                        dup_inflight: f.dup_inflight,
                         lying_flush: f.lying_flush,
                         nocacheflush: f.nocacheflush,
                         no_cache_device: f.no_cache_device,

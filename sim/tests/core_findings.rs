@@ -3,31 +3,6 @@
 //! green; run with `cargo test -p rzil-sim --test core_findings -- --ignored`).
 
 use rzil::format::{self, Blkptr, BlockFormat, LrCommon, ZioCksum};
-use rzil_sim::{run, FaultSet, Model, SimArgs};
-
-/// `Zil::io_done` promises that "completions the core did not expect
-/// (stale or duplicate) ... change nothing". A duplicate flush completion
-/// delivered while its lwb is still WRITE_DONE with another child of the
-/// root pending (a flush of a second vdev, or the previous lwb's root) is
-/// accepted: the check is only `state == WriteDone && root_pending > 0`,
-/// not which flush is outstanding. The duplicate decrements `root_pending`,
-/// so the root can complete (FLUSH_DONE, waiters told "durable") before the
-/// other vdev's flush. The same holds for a duplicate WR_INDIRECT
-/// completion while another indirect child is pending
-/// (`child_pending > 0`). Found by the simulator's `dup-inflight` fault
-/// (seed 0, step 40: duplicate `Flush { vdev: 1 }` for lwb 6 accepted).
-#[test]
-#[ignore = "core bug (#2): duplicate in-flight flush/indirect completions are accepted"]
-fn duplicate_inflight_completions_are_refused() {
-    let mut args = SimArgs::new(0..20, Model::Rzil);
-    args.faults = FaultSet::parse("default,dup-inflight").unwrap();
-    let rep = run(&args);
-    assert_eq!(
-        rep.failures, 0,
-        "seed {:?}: {:?}",
-        rep.first_failing_seed, rep.first_failure
-    );
-}
 
 /// OpenZFS #15132 ("Replay blocks without next block pointer", 2.2.0):
 /// when the next block cannot be allocated, the writer still stores the

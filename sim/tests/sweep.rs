@@ -110,6 +110,27 @@ fn a_device_without_a_write_cache_answers_flushes_not_supported_and_loses_nothin
     assert!(counts.iter().all(|&n| n <= 8), "{counts:?}");
 }
 
+/// Found by this simulator (seed 0, step 40: a duplicate `Flush { vdev: 1 }`
+/// for lwb 6 accepted while the other vdev's flush was in flight, so the
+/// root could complete early) and fixed in the core (bcb2893): every
+/// duplicate completion, even one whose lwb is still in the same state, is
+/// refused.
+#[test]
+fn duplicate_inflight_completions_are_refused() {
+    let mut args = SimArgs::new(0..20, Model::Rzil);
+    args.faults = FaultSet::parse("default,dup-inflight").unwrap();
+    assert!(args.faults.dup_inflight);
+    let rep = run(&args);
+    assert_eq!(
+        rep.failures, 0,
+        "seed {:?}: {:?}",
+        rep.first_failing_seed, rep.first_failure
+    );
+    // The fault really delivered in-flight duplicates.
+    let t = rzil_sim::run_seed(&args, 0, true).trace.join("\n");
+    assert!(t.contains("stale-io"), "{t}");
+}
+
 #[test]
 fn without_power_cuts_and_errors_nothing_is_lost_either() {
     let mut args = SimArgs::new(100..104, Model::Rzil);
