@@ -1668,6 +1668,11 @@ impl Model {
             img.read(bp.vdev(), bp.offset_bytes(), &mut block);
             let verifier = bp.verifier();
             let mut accepted = match format::verify_block(&block, &verifier, BlockFormat::Slim) {
+                // Before #15132's fix the reader refused any hole next
+                // pointer (`BP_IS_HOLE`), like a torn block; `verify_block`
+                // follows the fixed reader and accepts one that carries the
+                // next verifier.
+                Ok(vb) if b15132 && vb.next().is_hole() => None,
                 Ok(vb) => Some((vb.records_start_bytes, vb.records_end_bytes, vb.next())),
                 // #15132's fix: a block whose next pointer is a hole (the
                 // next block could not be allocated) is replayed, and ends

@@ -16,7 +16,6 @@ use rzil::format::{self, Blkptr, BlockFormat, LrCommon, ZioCksum};
 /// simulator's #15132 switch models. (rzil's own writer never writes a hole
 /// next pointer: it allocates the successor's block at close.)
 #[test]
-#[ignore = "format bug (#3): a block whose next pointer is a hole is rejected, not replayed"]
 fn a_block_without_next_pointer_is_replayed() {
     let verifier = ZioCksum::verifier(7, 8, 54, 1);
     let mut block = vec![0u8; 4096];

@@ -343,12 +343,16 @@ pub fn verify_block<'a>(
         });
     }
 
-    // Rules 3 and 4: the next pointer continues this chain.
-    if chain.next_blk.is_hole() {
-        return Err(BlockError::NextIsHole);
-    }
+    // Rules 3 and 4: the next pointer continues this chain. OpenZFS 2.2+
+    // (#15132) only compares the verifier, so a hole next pointer that still
+    // carries this chain's next verifier is accepted and ends the chain
+    // after this block; a hole without it (what 2.3's writer leaves when
+    // the next block could not be allocated) is named as a hole.
     let expected = verifier.next_in_chain();
     if chain.next_blk.cksum != expected {
+        if chain.next_blk.is_hole() {
+            return Err(BlockError::NextIsHole);
+        }
         return Err(BlockError::NextVerifierMismatch {
             expected,
             found: chain.next_blk.cksum,

@@ -156,6 +156,13 @@ pub enum ChainEnd<E> {
         /// The block being looked at.
         blk_seq: u64,
     },
+    /// The last accepted block's next pointer is a hole that carried the
+    /// chain's next verifier (OpenZFS 2.2+ after a failed allocation of the
+    /// next block): the chain ends after it, by design.
+    NextIsHole {
+        /// The last accepted block.
+        blk_seq: u64,
+    },
 }
 
 impl<E> ChainEnd<E> {
@@ -171,6 +178,7 @@ impl<E> ChainEnd<E> {
             ChainEnd::BlocksMaxReached { .. } => "blocks-max-reached",
             ChainEnd::ClaimBound { .. } => "claim-bound",
             ChainEnd::Stopped { .. } => "stopped",
+            ChainEnd::NextIsHole { .. } => "next-is-hole",
         }
     }
 }
@@ -391,5 +399,9 @@ pub fn walk_chain<S: BlockSource, V: ChainVisitor>(
             }
         }
         bp = vb.next();
+        if bp.is_hole() {
+            s.end = ChainEnd::NextIsHole { blk_seq };
+            return s;
+        }
     }
 }

@@ -222,6 +222,9 @@ impl<E: fmt::Debug> fmt::Display for ChainEnd<E> {
             ChainEnd::BlocksMaxReached { blocks_max } => write!(f, "stopped after {blocks_max} blocks (loop bound)"),
             ChainEnd::ClaimBound { blk_seq } => write!(f, "claim bound reached at block seq {blk_seq}"),
             ChainEnd::Stopped { blk_seq } => write!(f, "stopped by caller at block seq {blk_seq}"),
+            ChainEnd::NextIsHole { blk_seq } => {
+                write!(f, "block seq {blk_seq} is the last: its next pointer is a hole")
+            }
         }
     }
 }
