@@ -78,6 +78,7 @@ impl Drop for PoolItx {
 
 impl<'a> Platform for &'a Lean {
     type RawMutex = parking_lot::RawMutex;
+    type IssuerRawMutex = parking_lot::RawMutex;
     type LwbBox = Box<LwbObj>;
     type ItxBox = PoolItx;
     type Buf = PoolBuf<'a>;

@@ -111,9 +111,13 @@ impl From<AllocError> for Error {
 /// (FreeBSD UMA zones without init/fini, the simulator's trashing slab) a
 /// returned object is trashed with `0xdeadc0de`.
 pub trait Platform: Sync {
-    /// The mutex behind `zl_issuer_lock` and `zl_lock` (mtx(9) in the kernel,
-    /// parking_lot on hosts, a spin lock in tests).
+    /// The mutex behind `zl_lock` (mtx(9) in the kernel, parking_lot on
+    /// hosts, a spin lock in tests).
     type RawMutex: lock_api::RawMutex;
+    /// The mutex behind `zl_issuer_lock`, taken before `zl_lock`. A type of
+    /// its own so a kernel can give it its own lock class (WITNESS then
+    /// checks the issuer → `zl_lock` order); hosts may use the same type.
+    type IssuerRawMutex: lock_api::RawMutex;
     /// An lwb object from the lwb pool (`zil_lwb_cache`).
     type LwbBox: DerefMut<Target = crate::lwb::LwbObj> + Send;
     /// An itx object from the itx pool.

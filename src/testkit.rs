@@ -243,6 +243,7 @@ pub fn walk(
 
 impl<'a> Platform for &'a MemPlatform {
     type RawMutex = spin::Mutex<()>;
+    type IssuerRawMutex = spin::Mutex<()>;
     type LwbBox = MemLwbBox<'a>;
     type ItxBox = Box<Itx>;
     type Buf = Vec<u8>;

@@ -383,7 +383,7 @@ pub struct Zil<P: Platform> {
     platform: P,
     config: Config,
     failed: AtomicBool,
-    issuer: Mutex<P::RawMutex, IssuerState<P>>,
+    issuer: Mutex<P::IssuerRawMutex, IssuerState<P>>,
     log: Mutex<P::RawMutex, LogState<P>>,
 }
 

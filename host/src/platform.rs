@@ -518,6 +518,7 @@ impl<'d> HostPlatform<'d> {
 
 impl<'a, 'd> Platform for &'a HostPlatform<'d> {
     type RawMutex = parking_lot::RawMutex;
+    type IssuerRawMutex = parking_lot::RawMutex;
     type LwbBox = SlabBox<LwbObj>;
     type ItxBox = SlabBox<Itx>;
     type Buf = PoolBuf;

@@ -233,6 +233,7 @@ fn block_pieces(block: &[u8], mut each: impl FnMut(u64, Piece)) {
 
 impl<'a> Platform for &'a SimPlatform {
     type RawMutex = SimRawMutex;
+    type IssuerRawMutex = SimRawMutex;
     type LwbBox = SlabBox<'a, LwbObj>;
     type ItxBox = Box<Itx>;
     type Buf = Vec<u8>;

@@ -62,6 +62,7 @@ impl core::fmt::Debug for KRef {
 
 impl Platform for KRef {
     type RawMutex = <KPlatform as Platform>::RawMutex;
+    type IssuerRawMutex = <KPlatform as Platform>::IssuerRawMutex;
     type LwbBox = <KPlatform as Platform>::LwbBox;
     type ItxBox = <KPlatform as Platform>::ItxBox;
     type Buf = <KPlatform as Platform>::Buf;

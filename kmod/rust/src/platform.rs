@@ -18,7 +18,7 @@
 
 use crate::ffi;
 use crate::kmem::{KBuf, Zone, ZoneBox, ZoneItem};
-use crate::sync::{named_mutex, KCondvar, KMutex, Mutex, WaitResult};
+use crate::sync::{named_mutex, KCondvar, KIssuerMutex, KMutex, Mutex, WaitResult};
 use core::sync::atomic::{AtomicU64, Ordering};
 use rzil::error::IoError;
 use rzil::itx::Itx;
@@ -259,6 +259,7 @@ impl KPlatform {
 
 impl Platform for KPlatform {
     type RawMutex = KMutex;
+    type IssuerRawMutex = KIssuerMutex;
     type LwbBox = ZoneBox<LwbObj>;
     type ItxBox = ZoneBox<Itx>;
     type Buf = KBuf;

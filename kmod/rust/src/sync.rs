@@ -1,13 +1,12 @@
 //! mtx(9) as a `lock_api::RawMutex`, and condvar(9) beside it.
 //!
-//! WITNESS knows locks by name. The core takes both of its locks
-//! (`zl_issuer_lock`, then `zl_lock`) through the one `Platform::RawMutex`
-//! type, whose `INIT` constant cannot tell them apart, so both are named
-//! [`CORE_MTX_NAME`] and initialised with `MTX_DUPOK` (WITNESS would
-//! otherwise report taking a second lock of the same class); the lock
-//! order between them is therefore not checked by WITNESS. Locks of the
-//! kernel platform's own are built with [`KMutex::named`] and keep full
-//! checking.
+//! WITNESS knows locks by name. The core's `zl_issuer_lock` is a
+//! [`KIssuerMutex`] ([`ISSUER_MTX_NAME`]) and its `zl_lock` a [`KMutex`]
+//! named [`CORE_MTX_NAME`] (`Platform::IssuerRawMutex` and
+//! `Platform::RawMutex`), so WITNESS checks the issuer → `zl_lock` order.
+//! `zl_lock` keeps `MTX_DUPOK` because several attached instances share
+//! its class. Locks of the kernel platform's own are built with
+//! [`KMutex::named`] and keep full checking.
 //!
 //! `lock_api::RawMutex::INIT` must be a constant, but a FreeBSD mutex must
 //! be set up by `mtx_init(9)` at run time (it registers the lock with
@@ -167,6 +166,36 @@ unsafe impl lock_api::RawMutex for KMutex {
         // SAFETY: the caller holds the lock (lock_api's contract), so the
         // mtx is initialised and owned by this thread.
         unsafe { ffi::rzil_shim_mtx_unlock(self.mtx.get().cast()) }
+    }
+}
+
+/// The WITNESS name of the core's `zl_issuer_lock`.
+pub const ISSUER_MTX_NAME: &core::ffi::CStr = c"rzil issuer";
+
+/// The core's `zl_issuer_lock`: a [`KMutex`] of its own lock class, so
+/// WITNESS checks that it is always taken before `zl_lock` ("rzil core").
+#[derive(Debug)]
+pub struct KIssuerMutex(KMutex);
+
+// SAFETY: delegates every operation to the inner KMutex, whose contract
+// (mutual exclusion from lock/try_lock success to unlock) it inherits.
+unsafe impl lock_api::RawMutex for KIssuerMutex {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: Self = KIssuerMutex(KMutex::named(ISSUER_MTX_NAME));
+    type GuardMarker = lock_api::GuardNoSend;
+
+    fn lock(&self) {
+        lock_api::RawMutex::lock(&self.0)
+    }
+
+    fn try_lock(&self) -> bool {
+        lock_api::RawMutex::try_lock(&self.0)
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller holds the lock (lock_api's contract), so it
+        // holds the inner mutex.
+        unsafe { lock_api::RawMutex::unlock(&self.0) }
     }
 }
 
