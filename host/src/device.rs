@@ -993,10 +993,9 @@ impl AlignedBuf {
 impl Deref for AlignedBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: by the invariant, ptr points to `len` initialised (zeroed
-        // at allocation, only ever written through `&mut self`) bytes owned by
-        // self, and the shared borrow of self keeps them alive and unaliased
-        // by any `&mut`.
+        // SAFETY: invariant: ptr holds `len` initialised bytes owned by self
+        // (zeroed at allocation, written only via `&mut self`); the shared
+        // borrow of self keeps them alive and free of any `&mut`.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }

@@ -119,10 +119,9 @@ impl<T> TrashSlab<T> {
         let mut meta = self.meta.lock().expect("slab meta");
         let i = meta.free.pop()?;
         let p = self.slots[i].cell.get().cast::<u8>();
-        // SAFETY: slot `i` was on the free list, so no box owns it and we
-        // hold `meta`'s lock: we are the only one touching its memory. Its
-        // `size_of::<T>()` bytes were all written by `fill_trash`, so they
-        // are initialised `u8`s.
+        // SAFETY: slot `i` was free (no box owns it) and we hold `meta`'s lock,
+        // so only we touch it; `fill_trash` wrote all its `size_of::<T>()`
+        // bytes, so they are initialised `u8`s.
         let bad = unsafe { first_untrashed(p, size_of::<T>()) };
         if let Some(off) = bad {
             let step = self.step.load(Ordering::Relaxed);
@@ -179,10 +178,9 @@ impl<T> TrashSlab<T> {
         let mut meta = self.meta.lock().expect("slab meta");
         assert!(meta.live[i], "{}: double free of item {i}", self.name);
         let p = self.slots[i].cell.get();
-        // SAFETY: the box that owned slot `i` is being dropped and calls
-        // this exactly once; the slot holds an initialised `T` (it was
-        // live). After `drop_in_place` the bytes are dead; overwriting
-        // them with the trash fill stays within the slot.
+        // SAFETY: the box owning slot `i` is being dropped and calls this once;
+        // the slot holds a live, initialised `T`. After `drop_in_place` its
+        // bytes are dead, and the trash fill stays within the slot.
         unsafe {
             core::ptr::drop_in_place((*p).as_mut_ptr());
             fill_trash(p.cast::<u8>(), size_of::<T>());

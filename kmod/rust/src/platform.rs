@@ -303,10 +303,9 @@ impl Platform for KPlatform {
             buf: Some(buf),
         });
         self.inflight.fetch_add(1, Ordering::AcqRel);
-        // SAFETY: `sc` is live (type invariant); `data` points into the
-        // buffer now owned by `kio`, which stays alive (in the I/O zone)
-        // until the completion hands it back, so the bio's data outlives
-        // the bio. The shim checks the range against the provider.
+        // SAFETY: `sc` is live (type invariant); `data` is in the buffer owned
+        // by `kio`, alive in the I/O zone until the completion hands it back,
+        // so it outlives the bio. The shim checks the range vs the provider.
         unsafe {
             ffi::rzil_shim_submit_write(
                 self.sc,

@@ -90,10 +90,9 @@ impl KMutex {
             Ordering::Acquire,
         ) {
             Ok(_) => {
-                // SAFETY: we won the UNINIT -> INITIALIZING race, so no
-                // other thread touches the storage until READY is
-                // published; the storage does not move (type invariant)
-                // and the name is a static C string.
+                // SAFETY: we won UNINIT -> INITIALIZING: no other thread
+                // touches the storage until READY is published; it does not
+                // move (type invariant); the name is a static C string.
                 unsafe {
                     ffi::rzil_shim_mtx_init(
                         self.mtx.get().cast(),
