@@ -144,6 +144,11 @@ impl MemPlatform {
         self.clock_ns.store(ns, Ordering::Relaxed);
     }
 
+    /// Index of the first pending I/O of the lwb with block seq `seq`.
+    pub fn pending_of(&self, seq: u64) -> Option<usize> {
+        self.st().pending.iter().position(|x| x.io.lwb_seq() == seq)
+    }
+
     /// Number of I/Os waiting.
     pub fn pending_len(&self) -> usize {
         self.st().pending.len()

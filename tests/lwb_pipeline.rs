@@ -228,21 +228,11 @@ fn waiter_is_not_woken_before_earlier_lwbs_are_flush_done() {
     let (w1, w2) = two_lwbs_in_flight(&p, &zil);
     // Two writes out: complete lwb 2's write and flush first.
     assert_eq!(p.pending_len(), 2);
-    let i2 = p
-        .st()
-        .pending
-        .iter()
-        .position(|x| x.io.lwb_seq() == 2)
-        .unwrap();
+    let i2 = p.pending_of(2).unwrap();
     p.complete(&zil, i2, Ok(()));
     // lwb 1 has a waiter, so lwb 2's write is not linked to lwb 1's (#17458):
     // lwb 2's write completes on its own and flushes.
-    let i2 = p
-        .st()
-        .pending
-        .iter()
-        .position(|x| x.io.lwb_seq() == 2)
-        .unwrap();
+    let i2 = p.pending_of(2).unwrap();
     assert!(matches!(p.st().pending[i2].io.kind(), IoKind::Flush { .. }));
     p.complete(&zil, i2, Ok(()));
     // lwb 2 is flushed, but its root waits for lwb 1's root.
@@ -297,19 +287,9 @@ fn write_error_fails_this_and_every_later_lwb_and_the_log() {
     let zil = new_log(&p);
     let (w1, w2) = two_lwbs_in_flight(&p, &zil);
     // lwb 2 completes fine first; then lwb 1's write fails.
-    let i2 = p
-        .st()
-        .pending
-        .iter()
-        .position(|x| x.io.lwb_seq() == 2)
-        .unwrap();
+    let i2 = p.pending_of(2).unwrap();
     p.complete(&zil, i2, Ok(()));
-    let i1 = p
-        .st()
-        .pending
-        .iter()
-        .position(|x| x.io.lwb_seq() == 1)
-        .unwrap();
+    let i1 = p.pending_of(1).unwrap();
     p.complete(&zil, i1, Err(IoError::Io));
     p.complete_all(&zil);
     assert_eq!(
