@@ -16,6 +16,7 @@ pub mod naive;
 pub mod platform;
 pub mod ring;
 pub mod rng;
+pub mod simd;
 pub mod superblock;
 pub mod units;
 pub mod verify;
