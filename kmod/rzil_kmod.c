@@ -15,13 +15,11 @@
 #include <sys/condvar.h>
 #include <sys/counter.h>
 #include <sys/kernel.h>
-#include <sys/kthread.h>
 #include <sys/limits.h>
 #include <sys/lock.h>
 #include <sys/malloc.h>
 #include <sys/module.h>
 #include <sys/mutex.h>
-#include <sys/priority.h>
 #include <sys/proc.h>
 #include <sys/sdt.h>
 #include <sys/sx.h>
@@ -44,14 +42,6 @@
 #define	RZIL_COMMIT_TIMEOUT_PCT_DEFAULT	10	/* zfs_commit_timeout_pct */
 #define	RZIL_PCT_MAX		100
 #define	RZIL_LOG_BYTES_MAX	256	/* one log line from the core */
-/*
- * rzil_core_attach() runs on a thread of its own with this many kernel
- * stack pages (32 KiB, twice the amd64 default): the core builds its whole
- * log state on the stack before it lands in the instance memory.
- * scripts/kmod-check.py checks the attach path against the same budget
- * (mk/kmod.mk passes it).
- */
-#define	RZIL_ATTACH_KSTACK_PAGES	8
 
 MALLOC_DEFINE(M_RZIL, "rzil", "rzil ZIL lwb write path");
 
@@ -223,58 +213,6 @@ rzil_warn(const char *fmt, ...)
 	log(LOG_WARNING, "rzil: %s\n", buf);
 }
 
-/* One rzil_core_attach() handed to rzil_attach_thread(). */
-struct rzil_attach_req {
-	struct mtx		 ar_mtx;	/* protects ar_done, ar_error */
-	struct rzil_softc	*ar_sc;
-	struct rzil_geometry	 ar_geom;
-	int			 ar_error;
-	int			 ar_done;
-};
-
-static void
-rzil_attach_thread(void *arg)
-{
-	struct rzil_attach_req *ar;
-	int error;
-
-	ar = arg;
-	error = rzil_core_attach(ar->ar_sc->sc_core, ar->ar_sc, &ar->ar_geom);
-	mtx_lock(&ar->ar_mtx);
-	ar->ar_error = error;
-	ar->ar_done = 1;
-	wakeup(ar);
-	mtx_unlock(&ar->ar_mtx);
-	kthread_exit();
-}
-
-/* rzil_core_attach() on a thread with RZIL_ATTACH_KSTACK_PAGES of stack. */
-static int
-rzil_core_attach_big_stack(struct rzil_softc *sc,
-    const struct rzil_geometry *geom)
-{
-	struct rzil_attach_req ar;
-	int error;
-
-	bzero(&ar, sizeof(ar));
-	mtx_init(&ar.ar_mtx, "rzil attach", NULL, MTX_DEF);
-	ar.ar_sc = sc;
-	ar.ar_geom = *geom;
-	error = kthread_add(rzil_attach_thread, &ar, NULL, NULL, 0,
-	    RZIL_ATTACH_KSTACK_PAGES, "rzil%u attach", sc->sc_instance);
-	if (error == 0) {
-		mtx_lock(&ar.ar_mtx);
-		while (!ar.ar_done)
-			mtx_sleep(&ar, &ar.ar_mtx, PRIBIO, "rzilatt", 0);
-		mtx_unlock(&ar.ar_mtx);
-		error = ar.ar_error;
-	} else
-		rzil_warn("attach: cannot start the attach thread: error %d",
-		    error);
-	mtx_destroy(&ar.ar_mtx);
-	return (error);
-}
-
 int
 rzil_instance_attach(const char *provider, struct rzil_ioc_attach *ra)
 {
@@ -323,7 +261,12 @@ rzil_instance_attach(const char *provider, struct rzil_ioc_attach *ra)
 	geom.rg_media_size_bytes = sc->sc_media_size_bytes;
 	geom.rg_sector_size_bytes = sc->sc_sector_size_bytes;
 	geom.rg_instance = slot;
-	error = rzil_core_attach_big_stack(sc, &geom);
+	/*
+	 * On this thread's own stack: the core keeps its big tables in
+	 * memory it gets through rzil_shim_malloc(), and kmod-check.py checks
+	 * the whole rzil_ioctl chain, attach included, against 12 KiB.
+	 */
+	error = rzil_core_attach(sc->sc_core, sc, &geom);
 	if (error != 0) {
 		sx_xunlock(&rzil_lock);
 		rzil_warn("attach: core refused %s: error %d", provider, error);
@@ -543,6 +486,26 @@ rzil_shim_zfree(enum rzil_zone zone, void *item)
 
 	KASSERT(zone < RZIL_ZONE_COUNT, ("rzil: bad zone %d", zone));
 	uma_zfree(rzil_zones[zone], item);
+}
+
+/*
+ * The core's long-lived tables (lwb list, commit list, waiter table), a
+ * few KiB each, allocated once per instance by rzil_core_attach().
+ */
+void *
+rzil_shim_malloc(size_t size_bytes)
+{
+
+	/* Only the attach ioctl allocates this way, with no mutex held. */
+	WITNESS_WARN(WARN_GIANTOK | WARN_SLEEPOK, NULL, "rzil_shim_malloc");
+	return (malloc(size_bytes, M_RZIL, M_WAITOK));
+}
+
+void
+rzil_shim_free(void *p)
+{
+
+	free(p, M_RZIL);
 }
 
 void

@@ -98,6 +98,8 @@ uint64_t rzil_shim_random_u64(void);
 void	*rzil_shim_zalloc(enum rzil_zone zone);
 void	*rzil_shim_zalloc_wait(enum rzil_zone zone);
 void	rzil_shim_zfree(enum rzil_zone zone, void *item);
+void	*rzil_shim_malloc(size_t size_bytes);
+void	rzil_shim_free(void *p);
 void	rzil_shim_tunables(struct rzil_tunables *t);
 void	rzil_shim_submit_write(struct rzil_softc *sc, void *io,
 	    uint64_t offset_bytes, void *buf, uint32_t len_bytes);

@@ -2,14 +2,10 @@
 # Linux; `make test` also runs the structural checks and their self-test.
 # See kmod/README.md; the native FreeBSD build is `make -C kmod`.
 
-# rzil_attach_thread runs with RZIL_ATTACH_KSTACK_PAGES (8) pages of stack
-# (kmod/rzil_kmod.c): 32 KiB, less 4 KiB for the thread's own start-up and
-# the kernel functions it calls.
 KMOD_CHECK_ARGS := \
 	--headers .cache/kmod/freebsd-include/generic-freebsd \
 	--headers .cache/kmod/freebsd-include/x86_64-freebsd-none \
-	--stack-waivers kmod/stack-frame.waivers \
-	--entry-stack-bytes rzil_attach_thread=28672
+	--stack-waivers kmod/stack-frame.waivers
 
 .PHONY: kmod test-kmod kmod-check kmod-check-selftest kmod-lint
 

@@ -110,8 +110,7 @@ STACK_CHAIN_BYTES_MAX_DEFAULT = 12288
 RETURN_ADDRESS_BYTES = 8
 # Functions the kernel calls into the module through pointers.
 ENTRY_POINTS = ("rzil_ioctl", "rzil_modevent", "rzil_done_task",
-                "rzil_bio_done", "rzil_orphan", "rzil_sysctl_pct",
-                "rzil_attach_thread")
+                "rzil_bio_done", "rzil_orphan", "rzil_sysctl_pct")
 STACK_PROBE_STEP_BYTES = 0x1000
 
 SIMD_REGISTER = re.compile(r"%(?:[xyz]mm\d+|mm\d|st(?:\(\d\))?|k[0-7])\b")

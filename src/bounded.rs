@@ -1,20 +1,59 @@
 //! Fixed-capacity containers (no allocation): the core's queues.
 //!
-//! Both are arrays of `Option<T>` sized at compile time; pushing past the
-//! capacity hands the item back to the caller instead of growing.
+//! Both keep their items in `N` slots of `Option<T>` held by a storage `S`:
+//! an inline array ([`Inline`], for small lists and locals) or a table the
+//! platform allocated ([`crate::Platform::Slots`], for the log's big lists,
+//! so that a `Zil` is small and never built on a kernel stack). The
+//! capacity stays the compile-time `N`: index arithmetic is by a constant.
+//! Pushing past the capacity hands the item back instead of growing.
 
-/// A FIFO ring of at most `N` items.
+use core::ops::{Deref, DerefMut};
+
+/// Inline storage of `N` slots.
 #[derive(Debug)]
-pub(crate) struct Ring<T, const N: usize> {
-    slots: [Option<T>; N],
+pub(crate) struct Inline<T, const N: usize>([Option<T>; N]);
+
+impl<T, const N: usize> Inline<T, N> {
+    /// `N` empty slots. A constant expression, so the compiler fills the
+    /// final place directly instead of building the array and copying it.
+    pub(crate) const fn new() -> Self {
+        Self([const { None }; N])
+    }
+}
+
+impl<T, const N: usize> Deref for Inline<T, N> {
+    type Target = [Option<T>];
+    fn deref(&self) -> &[Option<T>] {
+        &self.0
+    }
+}
+
+impl<T, const N: usize> DerefMut for Inline<T, N> {
+    fn deref_mut(&mut self) -> &mut [Option<T>] {
+        &mut self.0
+    }
+}
+
+/// Whether `slots` can back a container of capacity `N`: exactly `N`
+/// slots, all empty.
+pub(crate) fn fits<T, const N: usize>(slots: &[Option<T>]) -> bool {
+    slots.len() == N && slots.iter().all(Option::is_none)
+}
+
+/// A FIFO ring of at most `N` items, kept in `S`.
+#[derive(Debug)]
+pub(crate) struct Ring<S, const N: usize> {
+    slots: S,
     head: usize,
     len: usize,
 }
 
-impl<T, const N: usize> Ring<T, N> {
-    pub(crate) fn new() -> Self {
+impl<T, S: DerefMut<Target = [Option<T>]>, const N: usize> Ring<S, N> {
+    /// An empty ring over `slots`, which must [`fit`](fits) it.
+    pub(crate) fn with_slots(slots: S) -> Self {
+        assert!(fits::<T, N>(&slots), "ring storage is not N empty slots");
         Self {
-            slots: core::array::from_fn(|_| None),
+            slots,
             head: 0,
             len: 0,
         }
@@ -83,24 +122,44 @@ impl<T, const N: usize> Ring<T, N> {
         self.get(0)
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+    pub(crate) fn iter<'a>(&'a self) -> impl Iterator<Item = &'a T>
+    where
+        T: 'a,
+    {
         (0..self.len).filter_map(move |i| self.get(i))
     }
 }
 
-/// A stack-like vector of at most `N` items.
+impl<T, const N: usize> Ring<Inline<T, N>, N> {
+    /// An empty ring with inline storage.
+    #[cfg(test)]
+    pub(crate) fn new() -> Self {
+        Self::with_slots(Inline::new())
+    }
+}
+
+/// A stack-like vector of at most `N` items, kept in `S`.
 #[derive(Debug)]
-pub(crate) struct BoundedVec<T, const N: usize> {
-    slots: [Option<T>; N],
+pub(crate) struct BoundedVec<S, const N: usize> {
+    slots: S,
     len: usize,
 }
 
-impl<T, const N: usize> BoundedVec<T, N> {
-    pub(crate) fn new() -> Self {
+impl<T, const N: usize> BoundedVec<Inline<T, N>, N> {
+    /// An empty vector with inline storage.
+    pub(crate) const fn new() -> Self {
         Self {
-            slots: core::array::from_fn(|_| None),
+            slots: Inline::new(),
             len: 0,
         }
+    }
+}
+
+impl<T, S: DerefMut<Target = [Option<T>]>, const N: usize> BoundedVec<S, N> {
+    /// An empty vector over `slots`, which must [`fit`](fits) it.
+    pub(crate) fn with_slots(slots: S) -> Self {
+        assert!(fits::<T, N>(&slots), "vector storage is not N empty slots");
+        Self { slots, len: 0 }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -125,7 +184,10 @@ impl<T, const N: usize> BoundedVec<T, N> {
     }
 
     /// Take every item out, in push order, leaving the vector empty.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+    pub(crate) fn drain<'a>(&'a mut self) -> impl Iterator<Item = T> + 'a
+    where
+        T: 'a,
+    {
         let n = core::mem::replace(&mut self.len, 0);
         self.slots[..n].iter_mut().filter_map(Option::take)
     }
@@ -137,7 +199,7 @@ mod tests {
 
     #[test]
     fn ring_is_fifo_and_bounded() {
-        let mut r: Ring<u32, 3> = Ring::new();
+        let mut r: Ring<Inline<u32, 3>, 3> = Ring::new();
         assert_eq!(r.len(), 0);
         for i in 0..3 {
             r.push_back(i).unwrap();
@@ -155,11 +217,26 @@ mod tests {
 
     #[test]
     fn bounded_vec_drains_in_order() {
-        let mut v: BoundedVec<u8, 2> = BoundedVec::new();
+        let mut v: BoundedVec<Inline<u8, 2>, 2> = BoundedVec::new();
         v.push(1).unwrap();
         v.push(2).unwrap();
         assert_eq!(v.push(3), Err(3));
         assert_eq!(v.drain().collect::<std::vec::Vec<_>>(), [1, 2]);
         assert!(v.is_empty());
+    }
+
+    #[test]
+    fn storage_must_be_n_empty_slots() {
+        let ok: std::vec::Vec<Option<u8>> = std::vec![None; 4];
+        assert!(fits::<u8, 4>(&ok));
+        assert!(!fits::<u8, 3>(&ok), "wrong length");
+        let used = std::vec![None, Some(1u8), None, None];
+        assert!(!fits::<u8, 4>(&used), "a slot already holds an item");
+        let mut r: Ring<std::vec::Vec<Option<u8>>, 4> = Ring::with_slots(ok);
+        for i in 0..4 {
+            r.push_back(i).unwrap();
+        }
+        assert_eq!(r.push_back(9), Err(9));
+        assert_eq!(r.pop_front(), Some(0));
     }
 }

@@ -20,6 +20,9 @@ pub enum Limit {
     /// The log device has no room for the next log block; a checkpoint
     /// frees blocks.
     LogSpace,
+    /// The platform could not allocate the log's tables
+    /// ([`crate::Platform::alloc_slots`]) when the log was created.
+    Tables,
 }
 
 /// An I/O outcome reported by the platform for a write or flush.

@@ -19,6 +19,11 @@
 //! * [`Platform::wake`] is called with the log lock (`zl_lock`) held, the
 //!   way OpenZFS signals `zcw_cv` under `zl_lock` (#15228). It must only
 //!   signal: take at most a leaf lock of its own, never call into the core.
+//! * [`Platform::lwb_state_changed`] is called with the log lock held at
+//!   every lwb transition. It must only record (a counter, a trace probe,
+//!   a leaf lock of its own at most), never sleep, never call into the core.
+//! * [`Platform::alloc_slots`] is called only by [`crate::Zil::new`], with
+//!   no lock held; it may sleep.
 
 use crate::error::{Error, IoError};
 use core::ops::DerefMut;
@@ -124,6 +129,11 @@ pub trait Platform: Sync {
     type ItxBox: DerefMut<Target = crate::itx::Itx> + Send;
     /// A log-block buffer (`zio_buf_alloc`), at least the requested size.
     type Buf: DerefMut<Target = [u8]> + Send;
+    /// A fixed-length table the log keeps for its whole life: its lwb
+    /// list, commit list and commit-waiter table live in these (a few KiB
+    /// each), so a [`crate::Zil`] itself stays small enough to build on a
+    /// kernel stack. Dropping the table drops its slots and frees it.
+    type Slots<T: Send>: DerefMut<Target = [T]> + Send;
 
     /// Monotonic time in nanoseconds.
     fn now_ns(&self) -> u64;
@@ -136,6 +146,16 @@ pub trait Platform: Sync {
     fn alloc_itx(&self) -> Result<Self::ItxBox, AllocError>;
     /// Allocate a block buffer of at least `size_bytes`.
     fn alloc_buf(&self, size_bytes: u32) -> Result<Self::Buf, AllocError>;
+    /// Allocate a table of exactly `len` slots, slot `i` holding `init(i)`.
+    /// Each slot is small; write it straight into the table's memory, one
+    /// at a time, so that no table-sized value ever sits on a stack (the
+    /// kernel builds the log in a thread with a 16 KiB stack). Only
+    /// [`crate::Zil::new`] calls this, with no lock held: it may sleep.
+    fn alloc_slots<T: Send>(
+        &self,
+        len: usize,
+        init: impl FnMut(usize) -> T,
+    ) -> Result<Self::Slots<T>, AllocError>;
 
     /// Allocate a log block of exactly `size_bytes` (a multiple of 4 KiB).
     /// Called in chain order (block seq order), under the log lock; an
@@ -182,5 +202,25 @@ pub trait Platform: Sync {
     /// for AVX2. It must return exactly what the default returns.
     fn fletcher_4_native(&self, data: &[u8]) -> crate::format::ZioCksum {
         crate::format::fletcher_4_native(data)
+    }
+
+    /// lwb `seq` moved from state `from` to `to` (`from` is `None` when the
+    /// lwb was just allocated, entering NEW). Called at every transition,
+    /// in order per lwb, always one step forward
+    /// (NEW → OPENED → CLOSED → READY → ISSUED → WRITE_DONE → FLUSH_DONE;
+    /// an lwb that failed takes the same steps, carrying its error),
+    /// with the log lock (`zl_lock`) held, except for the log's first lwb,
+    /// which [`crate::Zil::new`] reports before the log is shared. It
+    /// must only record: bump a counter, fire a trace probe, take at most
+    /// a leaf lock of its own; never sleep, never call into the core. An
+    /// lwb leaves the list (a checkpoint freed it) only from FLUSH_DONE.
+    /// The default records nothing.
+    fn lwb_state_changed(
+        &self,
+        seq: u64,
+        from: Option<crate::lwb::LwbState>,
+        to: crate::lwb::LwbState,
+    ) {
+        let _ = (seq, from, to);
     }
 }

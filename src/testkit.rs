@@ -14,7 +14,7 @@ extern crate std;
 use crate::error::IoError;
 use crate::format::{self, Blkptr, BlockFormat, ZioCksum};
 use crate::itx::Itx;
-use crate::lwb::LwbObj;
+use crate::lwb::{LwbObj, LwbState};
 use crate::platform::{AllocError, BlockAddr, IndirectBlock, IoKind, IoToken, Platform, WaiterId};
 use crate::zil::Zil;
 use std::boxed::Box;
@@ -75,6 +75,15 @@ pub struct MemState {
     /// Flushes submitted, and how many of them were for an lwb whose own
     /// write had not completed (must be 0).
     pub flushes_submitted: u64,
+    /// Every lwb transition reported through `lwb_state_changed`, in
+    /// order: (block seq, from, to); `from` is `None` for a new lwb.
+    pub lwb_transitions: Vec<(u64, Option<LwbState>, LwbState)>,
+    /// lwbs that entered each state, indexed by `LwbState as usize` (the
+    /// kernel's `kern.rzil.stats.lwb_entered`).
+    pub lwbs_entered: [u64; LwbState::COUNT],
+    /// The state each lwb was last reported in; an lwb leaves the map when
+    /// it reaches FLUSH_DONE, its last state.
+    pub lwb_reported: BTreeMap<u64, LwbState>,
 }
 
 /// The in-memory platform. `RawMutex` is a spin lock.
@@ -147,6 +156,16 @@ impl MemPlatform {
     /// Index of the first pending I/O of the lwb with block seq `seq`.
     pub fn pending_of(&self, seq: u64) -> Option<usize> {
         self.st().pending.iter().position(|x| x.io.lwb_seq() == seq)
+    }
+
+    /// The transitions reported for the lwb with block seq `seq`, in order.
+    pub fn transitions_of(&self, seq: u64) -> Vec<(Option<LwbState>, LwbState)> {
+        self.st()
+            .lwb_transitions
+            .iter()
+            .filter(|t| t.0 == seq)
+            .map(|t| (t.1, t.2))
+            .collect()
     }
 
     /// Number of I/Os waiting.
@@ -252,6 +271,7 @@ impl<'a> Platform for &'a MemPlatform {
     type LwbBox = MemLwbBox<'a>;
     type ItxBox = Box<Itx>;
     type Buf = Vec<u8>;
+    type Slots<T: Send> = Box<[T]>;
 
     fn now_ns(&self) -> u64 {
         self.clock_ns.load(Ordering::Relaxed)
@@ -285,6 +305,14 @@ impl<'a> Platform for &'a MemPlatform {
 
     fn alloc_buf(&self, size_bytes: u32) -> Result<Vec<u8>, AllocError> {
         Ok(vec![0xa5; size_bytes as usize])
+    }
+
+    fn alloc_slots<T: Send>(
+        &self,
+        len: usize,
+        init: impl FnMut(usize) -> T,
+    ) -> Result<Box<[T]>, AllocError> {
+        Ok((0..len).map(init).collect())
     }
 
     fn alloc_log_block(&self, size_bytes: u32) -> Result<BlockAddr, AllocError> {
@@ -375,6 +403,32 @@ impl<'a> Platform for &'a MemPlatform {
 
     fn wake(&self, waiter: WaiterId) {
         self.st().woken.push(waiter);
+    }
+
+    /// Records the transition and checks that it is the next legal step of
+    /// that lwb (a violation otherwise).
+    fn lwb_state_changed(&self, seq: u64, from: Option<LwbState>, to: LwbState) {
+        let mut st = self.st();
+        let known = st.lwb_reported.get(&seq).copied();
+        // Block seqs are consecutive: a new lwb follows the last one made.
+        let last_new = st.lwb_transitions.iter().rev().find(|t| t.1.is_none());
+        let legal = match (known, from) {
+            (None, None) => to == LwbState::New && last_new.is_none_or(|t| t.0 + 1 == seq),
+            (Some(k), Some(f)) => k == f && to as u8 == f as u8 + 1,
+            _ => false,
+        };
+        st.lwb_transitions.push((seq, from, to));
+        st.lwbs_entered[to as usize] += 1;
+        if !legal {
+            st.violations.push(std::format!(
+                "lwb {seq}: transition {from:?} -> {to:?} after {known:?}"
+            ));
+        }
+        if to == LwbState::FlushDone {
+            st.lwb_reported.remove(&seq);
+        } else {
+            st.lwb_reported.insert(seq, to);
+        }
     }
 }
 

@@ -44,7 +44,7 @@
 //! the error, and new commits get [`Error::LogFailed`]. The chain on disk
 //! stays valid up to the last lwb that completed.
 
-use crate::bounded::{BoundedVec, Ring};
+use crate::bounded::{self, BoundedVec, Inline, Ring};
 use crate::error::{Error, IoError, Limit};
 use crate::format::{self, Blkptr, LrCommon, LrWrite, ZioCksum};
 use crate::itx::{round8, Itx, ItxKind, Record, WriteKind};
@@ -223,37 +223,43 @@ struct WaiterSlot {
 
 /// The commit waiters (`zil_commit_waiter_t`), a fixed table: a slot is
 /// named by its index plus a generation, so a stale [`WaiterId`] is caught.
-#[derive(Debug)]
-struct WaiterTable {
-    slots: [WaiterSlot; COMMIT_WAITERS_MAX],
-    free: [u16; COMMIT_WAITERS_MAX],
-    nfree: usize,
+/// Free slots are chained through `next` (a slot is on an lwb's waiter
+/// list or on the free list, never both), most recently released first.
+struct WaiterTable<P: Platform> {
+    slots: P::Slots<WaiterSlot>,
+    free_head: Option<u16>,
 }
 
-impl WaiterTable {
-    fn new() -> Self {
-        let mut free = [0u16; COMMIT_WAITERS_MAX];
-        for (i, f) in free.iter_mut().enumerate() {
+impl<P: Platform> WaiterTable<P> {
+    /// Slot `i` of a new table: free, chained to slot `i + 1`.
+    fn initial_slot(i: usize) -> WaiterSlot {
+        WaiterSlot {
+            gen: 0,
+            state: WaiterState::Free,
+            deadline_ns: 0,
             // COMMIT_WAITERS_MAX fits in u16 (checked below).
-            *f = (COMMIT_WAITERS_MAX - 1 - i) as u16;
-        }
-        Self {
-            slots: [WaiterSlot {
-                gen: 0,
-                state: WaiterState::Free,
-                deadline_ns: 0,
-                next: None,
-            }; COMMIT_WAITERS_MAX],
-            free,
-            nfree: COMMIT_WAITERS_MAX,
+            next: (i + 1 < COMMIT_WAITERS_MAX).then(|| (i + 1) as u16),
         }
     }
 
+    /// A table over `slots`, which must hold [`Self::initial_slot`]s.
+    fn with_slots(slots: P::Slots<WaiterSlot>) -> Option<Self> {
+        let fits = slots.len() == COMMIT_WAITERS_MAX
+            && slots
+                .iter()
+                .enumerate()
+                .all(|(i, s)| s.state == WaiterState::Free && s.next == Self::initial_slot(i).next);
+        fits.then_some(Self {
+            slots,
+            free_head: Some(0),
+        })
+    }
+
     fn alloc(&mut self) -> Option<WaiterId> {
-        self.nfree = self.nfree.checked_sub(1)?;
-        let slot = self.free[self.nfree];
+        let slot = self.free_head?;
         let s = &mut self.slots[usize::from(slot)];
         debug_assert_eq!(s.state, WaiterState::Free);
+        self.free_head = s.next;
         s.gen = s.gen.wrapping_add(1);
         s.state = WaiterState::Unlinked;
         s.next = None;
@@ -271,8 +277,8 @@ impl WaiterTable {
         let s = &mut self.slots[usize::from(w.slot)];
         s.state = WaiterState::Free;
         s.gen = s.gen.wrapping_add(1);
-        self.free[self.nfree] = w.slot;
-        self.nfree += 1;
+        s.next = self.free_head;
+        self.free_head = Some(w.slot);
     }
 }
 
@@ -291,7 +297,7 @@ enum Tail {
 /// State guarded by `zl_issuer_lock`.
 struct IssuerState<P: Platform> {
     /// Itxs assigned but not yet placed (`zl_itx_commit_list`).
-    commit_list: Ring<P::ItxBox, COMMIT_LIST_ITXS_MAX>,
+    commit_list: Ring<ItxSlots<P>, COMMIT_LIST_ITXS_MAX>,
     /// The tail lwb (always present: closing allocates the next one).
     tail: Option<Tail>,
     tail_seq: u64,
@@ -299,7 +305,7 @@ struct IssuerState<P: Platform> {
     /// Bytes reserved in the tail, chain header included.
     nused_bytes: u32,
     /// Records placed in the tail, in order.
-    placed: BoundedVec<P::ItxBox, LWB_ITXS_MAX>,
+    placed: BoundedVec<ItxSlots<P>, LWB_ITXS_MAX>,
     placed_bytes: u64,
     indirect: u16,
     min_lr_seq: u64,
@@ -310,13 +316,22 @@ struct IssuerState<P: Platform> {
     lr_seq: u64,
 }
 
-/// A closed lwb travelling to the thread that fills and issues it.
+/// A platform table of itx slots.
+type ItxSlots<P> = <P as Platform>::Slots<Option<<P as Platform>::ItxBox>>;
+
+/// The records of a closed lwb, travelling with it to the thread that
+/// fills its buffer. One such list (1 KiB with pointer-sized boxes) is a
+/// local of each thread that closes lwbs, lent to `close_tail` and
+/// `fill_and_issue`, so it is never moved or copied on the stack.
+type ClosedItxs<P> = BoundedVec<Inline<<P as Platform>::ItxBox, LWB_ITXS_MAX>, LWB_ITXS_MAX>;
+
+/// A closed lwb travelling to the thread that fills and issues it; its
+/// records travel beside it in a [`ClosedItxs`].
 struct ClosedLwb<P: Platform> {
     handle: Lwb<Closed>,
     size_bytes: u32,
     nused_bytes: u32,
     buf: P::Buf,
-    itxs: BoundedVec<P::ItxBox, LWB_ITXS_MAX>,
 }
 
 /// A filled lwb; parked in the log until its block arrives if need be.
@@ -329,15 +344,15 @@ struct ReadyLwb<P: Platform> {
 /// State guarded by `zl_lock`.
 struct LogState<P: Platform> {
     /// `zl_lwb_list`, oldest first; block seqs are consecutive.
-    lwbs: Ring<P::LwbBox, LWB_INFLIGHT_MAX>,
+    lwbs: Ring<P::Slots<Option<P::LwbBox>>, LWB_INFLIGHT_MAX>,
     /// READY lwbs waiting for their block, by `seq % LWB_INFLIGHT_MAX`.
-    parked: [Option<ReadyLwb<P>>; LWB_INFLIGHT_MAX],
+    parked: P::Slots<Option<ReadyLwb<P>>>,
     /// A READY lwb whose predecessor is issued, left by an issue chain that
     /// reached [`ISSUE_CHAIN_MAX`]; the next `io_done` or `commit` issues it.
     handoff: Option<ReadyLwb<P>>,
     next_gen: u32,
     guid: [u64; 2],
-    waiters: WaiterTable,
+    waiters: WaiterTable<P>,
     /// `zl_last_lwb_latency`: moving average of issue → flush done, ns.
     last_latency_ns: u64,
     /// Block seq of the first lwb that failed.
@@ -364,7 +379,7 @@ struct Submission<P: Platform> {
 /// Flushes to submit after `zl_lock` is dropped: (lwb id, vdev mask).
 /// Bounded small so `io_done`'s frame stays small on a kernel stack: when
 /// it fills, settling pauses, the batch is submitted and settling resumes.
-type FlushList = BoundedVec<(LwbId, u64), FLUSH_BATCH_MAX>;
+type FlushList = BoundedVec<Inline<(LwbId, u64), FLUSH_BATCH_MAX>, FLUSH_BATCH_MAX>;
 
 /// Most lwbs one thread issues in a row before handing the chain off.
 /// With the `testkit` feature (every test build) it is 2, so that tests
@@ -392,6 +407,16 @@ impl<P: Platform> core::fmt::Debug for Zil<P> {
         f.debug_struct("Zil")
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// A platform table of `N` empty slots for a [`Ring`] or [`BoundedVec`].
+fn empty_slots<P: Platform, T: Send, const N: usize>(
+    platform: &P,
+) -> Result<P::Slots<Option<T>>, Error> {
+    match platform.alloc_slots(N, |_| None) {
+        Ok(t) if bounded::fits::<T, N>(&t) => Ok(t),
+        _ => Err(Error::Backpressure(Limit::Tables)),
     }
 }
 
@@ -526,8 +551,22 @@ impl<P: Platform> Zil<P> {
     /// (4 KiB, `ZIL_MIN_BLKSZ`) is allocated now. Persist
     /// [`chain_head`](Zil::chain_head) before acknowledging any commit to
     /// anyone who will need to replay (as `zil_create` waits for `zh_log`).
+    ///
+    /// The log's big tables (lwb list, commit list, waiter table) come from
+    /// [`Platform::alloc_slots`]; what this returns is a few hundred bytes.
     pub fn new(platform: P, config: Config) -> Result<Self, Error> {
         config.validate()?;
+        let no_tables = Error::Backpressure(Limit::Tables);
+        let mut lwbs = Ring::with_slots(empty_slots::<P, P::LwbBox, LWB_INFLIGHT_MAX>(&platform)?);
+        let commit_list = Ring::with_slots(empty_slots::<P, P::ItxBox, COMMIT_LIST_ITXS_MAX>(
+            &platform,
+        )?);
+        let placed = BoundedVec::with_slots(empty_slots::<P, P::ItxBox, LWB_ITXS_MAX>(&platform)?);
+        let parked = empty_slots::<P, ReadyLwb<P>, LWB_INFLIGHT_MAX>(&platform)?;
+        let waiter_slots = platform
+            .alloc_slots(COMMIT_WAITERS_MAX, WaiterTable::<P>::initial_slot)
+            .map_err(|_| no_tables)?;
+        let waiters = WaiterTable::with_slots(waiter_slots).ok_or(no_tables)?;
         let guid = [platform.random_u64(), platform.random_u64()];
         let first_seq = 1;
         let blk = platform
@@ -549,17 +588,17 @@ impl<P: Platform> Zil<P> {
             }
         };
         let handle = Lwb::for_new(&boxed);
-        let mut lwbs = Ring::new();
         if lwbs.push_back(boxed).is_err() {
             unreachable!("empty ring");
         }
+        platform.lwb_state_changed(first_seq, None, LwbState::New);
         let issuer = IssuerState {
-            commit_list: Ring::new(),
+            commit_list,
             tail: Some(Tail::New(handle)),
             tail_seq: first_seq,
             tail_size_bytes: LWB_BLOCK_SIZE_MIN_BYTES,
             nused_bytes: ZIL_CHAIN_BYTES,
-            placed: BoundedVec::new(),
+            placed,
             placed_bytes: 0,
             indirect: 0,
             min_lr_seq: 0,
@@ -569,11 +608,11 @@ impl<P: Platform> Zil<P> {
         };
         let log = LogState {
             lwbs,
-            parked: core::array::from_fn(|_| None),
+            parked,
             handoff: None,
             next_gen: 2,
             guid,
-            waiters: WaiterTable::new(),
+            waiters,
             last_latency_ns: 0,
             failed_at_seq: None,
             failure: None,
@@ -588,6 +627,13 @@ impl<P: Platform> Zil<P> {
             issuer: Mutex::new(issuer),
             log: Mutex::new(log),
         })
+    }
+
+    /// Report that `o` just moved out of `from` ([`Platform::lwb_state_changed`]);
+    /// `o` is on the list, so the log lock is held.
+    fn stepped(&self, o: &LwbObj, from: LwbState) {
+        self.platform
+            .lwb_state_changed(o.id.seq, Some(from), o.state);
     }
 
     /// The platform this log runs on.
@@ -711,6 +757,7 @@ impl<P: Platform> Zil<P> {
     /// commit list is drained or a limit is hit.
     fn commit_writer(&self, w: WaiterId, detect_parallel: bool) {
         let mut detect = detect_parallel;
+        let mut itxs = ClosedItxs::<P>::new();
         for _ in 0..=LWB_INFLIGHT_MAX {
             let closed = {
                 let mut iss = self.issuer.lock();
@@ -718,10 +765,10 @@ impl<P: Platform> Zil<P> {
                     self.detect_parallel(&mut iss);
                     detect = false;
                 }
-                self.commit_round(&mut iss, w)
+                self.commit_round(&mut iss, w, &mut itxs)
             };
             match closed {
-                Some(c) => self.fill_and_issue(c),
+                Some(c) => self.fill_and_issue(c, &mut itxs),
                 None => return,
             }
         }
@@ -750,7 +797,12 @@ impl<P: Platform> Zil<P> {
 
     /// One round of placement. Returns a closed lwb to fill and issue, or
     /// `None` when the waiter is linked (or done, or left to retry).
-    fn commit_round(&self, iss: &mut IssuerState<P>, w: WaiterId) -> Option<ClosedLwb<P>> {
+    fn commit_round(
+        &self,
+        iss: &mut IssuerState<P>,
+        w: WaiterId,
+        itxs: &mut ClosedItxs<P>,
+    ) -> Option<ClosedLwb<P>> {
         // Bounded by the commit list's capacity plus one split per record.
         for _ in 0..2 * COMMIT_LIST_ITXS_MAX + 2 {
             let Some(itx) = iss.commit_list.pop_front() else {
@@ -766,7 +818,7 @@ impl<P: Platform> Zil<P> {
                     let back = iss.commit_list.push_front(itx);
                     debug_assert!(back.is_ok(), "slot just freed");
                     self.open_tail(iss);
-                    match self.close_tail(iss, need) {
+                    match self.close_tail(iss, need, itxs) {
                         Ok(c) => return Some(c),
                         Err(_) => {
                             self.leave_unlinked(w);
@@ -783,7 +835,7 @@ impl<P: Platform> Zil<P> {
                 }
             }
         }
-        self.link_and_decide(iss, w)
+        self.link_and_decide(iss, w, itxs)
     }
 
     fn leave_unlinked(&self, w: WaiterId) {
@@ -799,7 +851,12 @@ impl<P: Platform> Zil<P> {
 
     /// Link the waiter once every queued record is placed, and close the
     /// tail at once if the log is used by a single committer.
-    fn link_and_decide(&self, iss: &mut IssuerState<P>, w: WaiterId) -> Option<ClosedLwb<P>> {
+    fn link_and_decide(
+        &self,
+        iss: &mut IssuerState<P>,
+        w: WaiterId,
+        itxs: &mut ClosedItxs<P>,
+    ) -> Option<ClosedLwb<P>> {
         let tail_has_records = !iss.placed.is_empty();
         {
             let mut log = self.log.lock();
@@ -839,7 +896,7 @@ impl<P: Platform> Zil<P> {
             // The commit's burst ends here (`zil_burst_done`): the next lwb
             // is sized from the burst history, which now includes it.
             iss.planner.burst_done();
-            if let Ok(c) = self.close_tail(iss, 0) {
+            if let Ok(c) = self.close_tail(iss, 0, itxs) {
                 self.log.lock().stats.fast_closes += 1;
                 return Some(c);
             }
@@ -940,7 +997,9 @@ impl<P: Platform> Zil<P> {
             Some(Tail::New(h)) => {
                 let mut log = self.log.lock();
                 let ti = log.index_of_seq(iss.tail_seq).expect("tail on the list");
-                iss.tail = Some(Tail::Opened(h.open(log.obj(ti))));
+                let o = log.obj(ti);
+                iss.tail = Some(Tail::Opened(h.open(o)));
+                self.stepped(o, LwbState::New);
             }
             other => iss.tail = other,
         }
@@ -958,11 +1017,13 @@ impl<P: Platform> Zil<P> {
     /// tail open and nothing allocated, when a limit is reached.
     ///
     /// `next_record_bytes` is the size of a record waiting for the next lwb
-    /// (0 if none): the next lwb is made at least big enough for it.
+    /// (0 if none): the next lwb is made at least big enough for it. The
+    /// closed lwb's records are moved into `itxs`, which must be empty.
     fn close_tail(
         &self,
         iss: &mut IssuerState<P>,
         next_record_bytes: u64,
+        itxs: &mut ClosedItxs<P>,
     ) -> Result<ClosedLwb<P>, Limit> {
         let Some(Tail::Opened(h)) = iss.tail.take() else {
             unreachable!("closing a tail that is not OPENED");
@@ -989,6 +1050,7 @@ impl<P: Platform> Zil<P> {
         let closed = {
             let o = log.obj(ti);
             let c = h.close(o);
+            self.stepped(o, LwbState::Opened);
             o.nused_bytes = iss.nused_bytes;
             // At most LWB_ITXS_MAX.
             o.records = iss.placed.len() as u32;
@@ -1004,14 +1066,17 @@ impl<P: Platform> Zil<P> {
         log.stats.records += iss.placed.len() as u64;
         log.stats.record_bytes += iss.placed_bytes;
         let new_handle = Lwb::for_new(&nobj);
+        let new_seq = nobj.id.seq;
         if log.lwbs.push_back(nobj).is_err() {
             unreachable!("alloc_successor checked the list has room");
         }
+        self.platform
+            .lwb_state_changed(new_seq, None, LwbState::New);
         drop(log);
-        let mut itxs = BoundedVec::new();
+        debug_assert!(itxs.is_empty(), "the previous closed lwb was not filled");
         for itx in iss.placed.drain() {
             if itxs.push(itx).is_err() {
-                unreachable!("same capacity");
+                unreachable!("same capacity, and empty");
             }
         }
         let c = ClosedLwb {
@@ -1019,7 +1084,6 @@ impl<P: Platform> Zil<P> {
             size_bytes: iss.tail_size_bytes,
             nused_bytes: iss.nused_bytes,
             buf,
-            itxs,
         };
         iss.tail = Some(Tail::New(new_handle));
         iss.tail_seq += 1;
@@ -1071,15 +1135,15 @@ impl<P: Platform> Zil<P> {
         }
     }
 
-    /// Copy a closed lwb's records into its buffer (no lock held; this
-    /// thread owns the buffer and the itxs), then make it READY and issue.
-    fn fill_and_issue(&self, c: ClosedLwb<P>) {
+    /// Copy a closed lwb's records (`itxs`, which this drains) into its
+    /// buffer (no lock held; this thread owns the buffer and the itxs),
+    /// then make it READY and issue.
+    fn fill_and_issue(&self, c: ClosedLwb<P>, itxs: &mut ClosedItxs<P>) {
         let ClosedLwb {
             handle,
             size_bytes,
             nused_bytes,
             mut buf,
-            mut itxs,
         } = c;
         let id = handle.id();
         let mut error = None;
@@ -1135,8 +1199,10 @@ impl<P: Platform> Zil<P> {
             // Indirect writes that were never started will never complete.
             o.zio.child_pending -= not_started.count_ones() as u16;
             o.zio.children_inflight &= !not_started;
+            let handle = handle.ready(o);
+            self.stepped(o, LwbState::Closed);
             ReadyLwb {
-                handle: handle.ready(o),
+                handle,
                 buf,
                 nused_bytes,
             }
@@ -1344,6 +1410,7 @@ impl<P: Platform> Zil<P> {
             o.vdevs |= vdev_bit(a.vdev);
         }
         ready.handle.issue(o);
+        self.stepped(o, LwbState::Ready);
         log.stats.lwbs_issued += 1;
         let nslot = ((id.seq + 1) % LWB_INFLIGHT_MAX as u64) as usize;
         let n = if log.obj(i + 1).state == LwbState::Ready {
@@ -1570,6 +1637,7 @@ impl<P: Platform> Zil<P> {
             .is_some_and(|n| n.state == LwbState::Issued);
         let o = log.obj(i);
         o.advance(LwbState::Issued, LwbState::WriteDone);
+        self.stepped(o, LwbState::Issued);
         let err = o.write_error.or(o.error);
         let vdevs = core::mem::take(&mut o.vdevs);
         if let Some(e) = err {
@@ -1611,6 +1679,7 @@ impl<P: Platform> Zil<P> {
         let now = self.platform.now_ns();
         let o = log.obj(i);
         o.advance(LwbState::WriteDone, LwbState::FlushDone);
+        self.stepped(o, LwbState::WriteDone);
         let seq = o.id.seq;
         let max_lr_seq = o.max_lr_seq;
         let latency = now.saturating_sub(o.issued_ns);
@@ -1687,33 +1756,43 @@ impl<P: Platform> Zil<P> {
                 Ok(())
             }
             WaiterState::Linked(seq) => {
-                let closed = {
-                    let mut iss = self.issuer.lock();
-                    // Re-check under the issuer lock: the lwb may have been
-                    // closed (and even freed) meanwhile.
-                    if iss.tail_seq != seq || !matches!(iss.tail, Some(Tail::Opened(_))) {
-                        return Ok(());
-                    }
-                    iss.planner.burst_done();
-                    iss.parallel = iss.parallel.saturating_sub(1);
-                    match self.close_tail(&mut iss, 0) {
-                        Ok(c) => c,
-                        Err(_) => {
-                            // Back-pressure: try again a little later.
-                            let now = self.platform.now_ns();
-                            if let Ok(s) = self.log.lock().waiters.get(w) {
-                                s.deadline_ns = now + COMMIT_RETRY_NS;
-                            }
-                            return Ok(());
-                        }
-                    }
-                };
-                self.log.lock().stats.timeouts += 1;
-                self.fill_and_issue(closed);
+                self.timeout_close(w, seq);
                 Ok(())
             }
             WaiterState::Done(_) | WaiterState::Free => Ok(()),
         }
+    }
+
+    /// `waiter_timeout` of a waiter linked to lwb `seq`: close that lwb if
+    /// it is still the open tail, then fill and issue it. Not inlined, so
+    /// its list of closed records (1 KiB) is not in the frame of every
+    /// caller of `waiter_timeout`, next to `commit_writer`'s own.
+    #[inline(never)]
+    fn timeout_close(&self, w: WaiterId, seq: u64) {
+        let mut itxs = ClosedItxs::<P>::new();
+        let closed = {
+            let mut iss = self.issuer.lock();
+            // Re-check under the issuer lock: the lwb may have been
+            // closed (and even freed) meanwhile.
+            if iss.tail_seq != seq || !matches!(iss.tail, Some(Tail::Opened(_))) {
+                return;
+            }
+            iss.planner.burst_done();
+            iss.parallel = iss.parallel.saturating_sub(1);
+            match self.close_tail(&mut iss, 0, &mut itxs) {
+                Ok(c) => c,
+                Err(_) => {
+                    // Back-pressure: try again a little later.
+                    let now = self.platform.now_ns();
+                    if let Ok(s) = self.log.lock().waiters.get(w) {
+                        s.deadline_ns = now + COMMIT_RETRY_NS;
+                    }
+                    return;
+                }
+            }
+        };
+        self.log.lock().stats.timeouts += 1;
+        self.fill_and_issue(closed, &mut itxs);
     }
 
     /// Release FLUSH_DONE lwbs from the head of the list whose records all

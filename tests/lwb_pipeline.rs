@@ -596,3 +596,151 @@ fn duplicate_completions_of_inflight_children_are_refused() {
     p.complete(&zil, 0, Ok(()));
     assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
 }
+
+/// The legal life of an lwb, as `Platform::lwb_state_changed` reports it.
+const LIFE: [LwbState; LwbState::COUNT] = [
+    LwbState::New,
+    LwbState::Opened,
+    LwbState::Closed,
+    LwbState::Ready,
+    LwbState::Issued,
+    LwbState::WriteDone,
+    LwbState::FlushDone,
+];
+
+/// The first `n` reported steps of a legal life.
+fn life_prefix(n: usize) -> Vec<(Option<LwbState>, LwbState)> {
+    (0..n)
+        .map(|i| (i.checked_sub(1).map(|j| LIFE[j]), LIFE[i]))
+        .collect()
+}
+
+/// Check every lwb's reported transitions against the legal life and the
+/// per-state counters against `for_each_lwb`; returns each lwb's number of
+/// reported steps (7 is a whole life).
+fn check_transitions(p: &MemPlatform, zil: &Zil<&MemPlatform>) -> Vec<(u64, usize)> {
+    let views = states(zil);
+    let st = p.st();
+    assert!(st.violations.is_empty(), "{:?}", st.violations);
+    let mut seqs: Vec<u64> = st.lwb_transitions.iter().map(|t| t.0).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let mut steps = Vec::new();
+    for &seq in &seqs {
+        let got: Vec<_> = st
+            .lwb_transitions
+            .iter()
+            .filter(|t| t.0 == seq)
+            .map(|t| (t.1, t.2))
+            .collect();
+        assert_eq!(got, life_prefix(got.len()), "lwb {seq}");
+        if let Some(&(_, state)) = views.iter().find(|v| v.0 == seq) {
+            assert_eq!(got.last().map(|t| t.1), Some(state), "lwb {seq} state");
+        }
+        steps.push((seq, got.len()));
+    }
+    assert!(
+        views.iter().all(|v| seqs.contains(&v.0)),
+        "an lwb on the list was never reported: {views:?}"
+    );
+    // What the kernel's per-state counters say is in each state now must
+    // be what the list shows (FLUSH_DONE lwbs also leave by checkpoints).
+    let entered = st.lwbs_entered;
+    let freed = zil.stats().lwbs_freed;
+    for (i, &state) in LIFE.iter().enumerate() {
+        let live = views.iter().filter(|v| v.1 == state).count() as u64;
+        let left = match LIFE.get(i + 1) {
+            Some(_) => entered[i + 1],
+            None => freed,
+        };
+        assert_eq!(entered[i] - left, live, "lwbs in {state:?}: {entered:?}");
+    }
+    steps
+}
+
+#[test]
+fn every_lwb_reports_exactly_the_legal_transitions() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    assert_eq!(
+        check_transitions(&p, &zil),
+        [(1, 1)],
+        "the first lwb is NEW"
+    );
+    // Several lwbs in one commit, a second commit held open and timed out.
+    for i in 0..20u8 {
+        zil.assign(1, &write_rec(&[i; 1500])).unwrap();
+    }
+    let w1 = zil.commit().unwrap();
+    check_transitions(&p, &zil);
+    zil.assign(1, &write_rec(&[9; 100])).unwrap();
+    let w2 = zil.commit().unwrap();
+    check_transitions(&p, &zil);
+    if let WaitStatus::Pending {
+        deadline_ns: Some(d),
+    } = poll(&zil, w2)
+    {
+        p.set_now_ns(d);
+        zil.waiter_timeout(w2).unwrap();
+    }
+    // Complete in reverse order, checking after each completion.
+    while p.pending_len() > 0 {
+        p.complete(&zil, p.pending_len() - 1, Ok(()));
+        check_transitions(&p, &zil);
+    }
+    assert_eq!(poll(&zil, w1), WaitStatus::Done(Ok(())));
+    assert_eq!(poll(&zil, w2), WaitStatus::Done(Ok(())));
+    zil.checkpoint(zil.durable_lr_seq()).unwrap();
+    let steps = check_transitions(&p, &zil);
+    assert!(steps.len() >= 4, "several lwbs: {steps:?}");
+    let (tail, older) = steps.split_last().unwrap();
+    assert_eq!(tail.1, 1, "the tail is NEW");
+    assert!(
+        older.iter().all(|s| s.1 == LwbState::COUNT),
+        "every other lwb lived a whole life: {steps:?}"
+    );
+    assert_eq!(zil.stats().lwbs_freed, older.len() as u64);
+}
+
+#[test]
+fn failed_lwbs_take_the_same_steps_carrying_their_error() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    let (w1, w2) = two_lwbs_in_flight(&p, &zil);
+    let i1 = p.pending_of(1).unwrap();
+    p.complete(&zil, i1, Err(IoError::Io));
+    check_transitions(&p, &zil);
+    p.complete_all(&zil);
+    assert!(matches!(poll(&zil, w1), WaitStatus::Done(Err(_))));
+    assert!(matches!(poll(&zil, w2), WaitStatus::Done(Err(_))));
+    let steps = check_transitions(&p, &zil);
+    assert_eq!(&steps[..2], [(1, 7), (2, 7)], "{steps:?}");
+    assert_eq!(p.transitions_of(3), life_prefix(1), "the tail stays NEW");
+}
+
+/// The kernel builds a `Zil` on a 16 KiB kernel stack: its big tables live
+/// in `Platform::Slots`, so the `Zil` itself stays small.
+#[test]
+fn zil_is_small_enough_to_build_on_a_kernel_stack() {
+    const ZIL_BYTES_MAX: usize = 1024;
+    let ours = core::mem::size_of::<Zil<&MemPlatform>>();
+    println!("size_of::<Zil<&MemPlatform>>() = {ours} bytes");
+    assert!(ours <= ZIL_BYTES_MAX, "{ours}");
+}
+
+#[test]
+fn released_waiter_slots_are_reused_with_a_new_generation() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    zil.assign(1, &write_rec(&[1; 64])).unwrap();
+    let w1 = zil.commit().unwrap();
+    p.complete_all(&zil);
+    assert_eq!(poll(&zil, w1), WaitStatus::Done(Ok(())));
+    zil.assign(1, &write_rec(&[2; 64])).unwrap();
+    let w2 = zil.commit().unwrap();
+    assert_eq!(w2.slot, w1.slot, "the released slot is handed out first");
+    assert_ne!(w2, w1);
+    assert_eq!(zil.waiter_poll(w1), Err(Error::StaleHandle));
+    p.complete_all(&zil);
+    assert_eq!(poll(&zil, w2), WaitStatus::Done(Ok(())));
+}

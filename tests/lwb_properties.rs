@@ -8,8 +8,12 @@
 //! * no flush was submitted before the write it covers completed;
 //! * no lwb moves backwards, and a waiter is never woken before every
 //!   earlier lwb is FLUSH_DONE;
+//! * every lwb transition is reported through `Platform::lwb_state_changed`
+//!   as the next legal step (the test kit flags any other as a violation),
+//!   and the per-state counters it keeps agree with `for_each_lwb`;
 //! * at the end, with every I/O drained and every timeout fired, every
-//!   waiter is done (no commit hangs).
+//!   waiter is done (no commit hangs) and every issued lwb reached
+//!   FLUSH_DONE.
 
 use proptest::prelude::*;
 use rzil::format;
@@ -171,6 +175,15 @@ impl Model<'_> {
                 prop_assert!(st >= old, "lwb {seq} went back from {old:?} to {st:?}");
             }
         }
+        // lwbs that entered a state and did not leave it (FLUSH_DONE ones
+        // leave by checkpoints) are exactly those the list shows in it.
+        let entered = self.p.st().lwbs_entered;
+        let freed = self.zil.stats().lwbs_freed;
+        for (i, &n) in entered.iter().enumerate() {
+            let left = entered.get(i + 1).copied().unwrap_or(freed);
+            let live = states.values().filter(|s| **s as usize == i).count() as u64;
+            prop_assert_eq!(n - left, live, "lwbs in state {}: {:?}", i, entered);
+        }
         self.last_states = states;
         let mut still = Vec::new();
         for wt in std::mem::take(&mut self.waiting) {
@@ -265,6 +278,21 @@ fn run(ops: &[Op], capacity_bytes: u64) -> Result<u64, TestCaseError> {
         m.check()?;
     }
     m.drain()?;
+    p.complete_all(&m.zil);
+    m.check()?;
+    let st = p.st();
+    for &(seq, _, to) in &st.lwb_transitions {
+        if to == LwbState::Issued {
+            prop_assert!(
+                st.lwb_transitions
+                    .iter()
+                    .any(|t| t.0 == seq && t.2 == LwbState::FlushDone),
+                "lwb {} was issued but never reached FLUSH_DONE",
+                seq
+            );
+        }
+    }
+    drop(st);
     Ok(m.acked)
 }
 

@@ -83,6 +83,7 @@ impl<'a> Platform for &'a Lean {
     type LwbBox = Box<LwbObj>;
     type ItxBox = PoolItx;
     type Buf = PoolBuf<'a>;
+    type Slots<T: Send> = Box<[T]>;
 
     fn now_ns(&self) -> u64 {
         self.clock.fetch_add(1000, Ordering::Relaxed)
@@ -101,6 +102,13 @@ impl<'a> Platform for &'a Lean {
         let mut b = self.bufs.lock().unwrap().pop().unwrap_or_default();
         b.resize(size_bytes as usize, 0);
         Ok(PoolBuf(Some(b), self))
+    }
+    fn alloc_slots<T: Send>(
+        &self,
+        len: usize,
+        init: impl FnMut(usize) -> T,
+    ) -> Result<Box<[T]>, AllocError> {
+        Ok((0..len).map(init).collect())
     }
     fn alloc_log_block(&self, size_bytes: u32) -> Result<BlockAddr, AllocError> {
         let off = self

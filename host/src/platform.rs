@@ -522,6 +522,7 @@ impl<'a, 'd> Platform for &'a HostPlatform<'d> {
     type LwbBox = SlabBox<LwbObj>;
     type ItxBox = SlabBox<Itx>;
     type Buf = PoolBuf;
+    type Slots<T: Send> = Box<[T]>;
 
     fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
@@ -561,6 +562,14 @@ impl<'a, 'd> Platform for &'a HostPlatform<'d> {
                 .unwrap_or_else(|| Box::new(AlignedBuf::zeroed(LWB_BLOCK_SIZE_MAX_BYTES as usize)))
         })?;
         Ok(PoolBuf { buf, len })
+    }
+
+    fn alloc_slots<T: Send>(
+        &self,
+        len: usize,
+        init: impl FnMut(usize) -> T,
+    ) -> Result<Box<[T]>, AllocError> {
+        Ok((0..len).map(init).collect())
     }
 
     fn alloc_log_block(&self, size_bytes: u32) -> Result<BlockAddr, AllocError> {

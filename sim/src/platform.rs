@@ -237,6 +237,7 @@ impl<'a> Platform for &'a SimPlatform {
     type LwbBox = SlabBox<'a, LwbObj>;
     type ItxBox = Box<Itx>;
     type Buf = Vec<u8>;
+    type Slots<T: Send> = Box<[T]>;
 
     fn now_ns(&self) -> u64 {
         self.now()
@@ -256,6 +257,14 @@ impl<'a> Platform for &'a SimPlatform {
 
     fn alloc_buf(&self, size_bytes: u32) -> Result<Vec<u8>, AllocError> {
         Ok(vec![0xa5; size_bytes as usize])
+    }
+
+    fn alloc_slots<T: Send>(
+        &self,
+        len: usize,
+        init: impl FnMut(usize) -> T,
+    ) -> Result<Box<[T]>, AllocError> {
+        Ok((0..len).map(init).collect())
     }
 
     fn alloc_log_block(&self, size_bytes: u32) -> Result<BlockAddr, AllocError> {

@@ -7,10 +7,9 @@
 
 use crate::errno;
 use crate::ffi;
-use crate::kmem::{layout_of, zone_sizes};
+use crate::kmem::{layout_of, zone_sizes, KSlots};
 use crate::platform::{KIo, KPlatform};
-use crate::sync::{named_mutex, Mutex, WaitResult};
-use crate::trace::{report_to_shim, Tracer};
+use crate::sync::WaitResult;
 use core::fmt::Write;
 use core::ptr::{addr_of_mut, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -66,6 +65,7 @@ impl Platform for KRef {
     type LwbBox = <KPlatform as Platform>::LwbBox;
     type ItxBox = <KPlatform as Platform>::ItxBox;
     type Buf = <KPlatform as Platform>::Buf;
+    type Slots<T: Send> = KSlots<T>;
 
     fn now_ns(&self) -> u64 {
         self.get().now_ns()
@@ -81,6 +81,13 @@ impl Platform for KRef {
     }
     fn alloc_buf(&self, size_bytes: u32) -> Result<Self::Buf, AllocError> {
         self.get().alloc_buf(size_bytes)
+    }
+    fn alloc_slots<T: Send>(
+        &self,
+        len: usize,
+        init: impl FnMut(usize) -> T,
+    ) -> Result<KSlots<T>, AllocError> {
+        self.get().alloc_slots(len, init)
     }
     fn alloc_log_block(&self, size_bytes: u32) -> Result<BlockAddr, AllocError> {
         self.get().alloc_log_block(size_bytes)
@@ -109,19 +116,18 @@ impl Platform for KRef {
     fn wake(&self, waiter: WaiterId) {
         self.get().wake(waiter)
     }
+    fn lwb_state_changed(&self, seq: u64, from: Option<LwbState>, to: LwbState) {
+        self.get().lwb_state_changed(seq, from, to)
+    }
 }
 
 /// One attached provider's core: the platform and the log on top of it.
 ///
-/// # Invariants
-///
-/// Once `rzil_core_attach` returned 0, `zil_slot` is `Ok`: the slot is a
-/// `Result` only so that `Zil::new` can write its (large) answer straight
-/// into the instance memory instead of through the 16 KiB kernel stack.
+/// The `Zil` is small (its tables are [`KSlots`] in malloc(9) memory), so
+/// attach builds it on the ioctl thread's stack and moves it in.
 pub struct Instance {
     platform: KPlatform,
-    zil_slot: Result<Zil<KRef>, Error>,
-    tracer: Mutex<Tracer>,
+    zil: Zil<KRef>,
     sc: *mut ffi::rzil_softc,
     commit_latency_ns_max: AtomicU64,
     io_errors: AtomicU64,
@@ -131,7 +137,7 @@ impl core::fmt::Debug for Instance {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Instance")
             .field("platform", &self.platform)
-            .field("zil", &self.zil_slot)
+            .field("zil", &self.zil)
             .finish()
     }
 }
@@ -139,11 +145,7 @@ impl core::fmt::Debug for Instance {
 impl Instance {
     /// The log of an attached instance.
     fn zil(&self) -> &Zil<KRef> {
-        match &self.zil_slot {
-            Ok(z) => z,
-            // Type invariant: attached instances hold Ok.
-            Err(_) => unreachable!("rzil: instance used after a failed attach"),
-        }
+        &self.zil
     }
 }
 
@@ -242,6 +244,9 @@ pub unsafe extern "C" fn rzil_core_attach(
         return ffi::EINVAL as i32;
     }
     let t = tunables();
+    let Ok(platform) = KPlatform::new(sc, geom, t.rt_max_block_size_bytes) else {
+        return ffi::ENOMEM as i32;
+    };
     let mut config = Config::new(KERNEL_OBJSET);
     config.commit_timeout_pct = t.rt_commit_timeout_pct;
     config.nocacheflush = t.rt_nocacheflush != 0;
@@ -251,38 +256,29 @@ pub unsafe extern "C" fn rzil_core_attach(
     // each field is written once, in place, before anything reads it; the
     // platform is in its final place before the core takes a reference.
     unsafe {
-        addr_of_mut!((*inst).platform).write(KPlatform::new(sc, geom, t.rt_max_block_size_bytes));
+        addr_of_mut!((*inst).platform).write(platform);
         addr_of_mut!((*inst).sc).write(sc);
         addr_of_mut!((*inst).commit_latency_ns_max).write(AtomicU64::new(0));
         addr_of_mut!((*inst).io_errors).write(AtomicU64::new(0));
-        addr_of_mut!((*inst).tracer).write(named_mutex(c"rzil tracer", Tracer::new()));
     }
     // SAFETY: the platform field was just initialised and is not null.
     let kref = KRef(unsafe { NonNull::new_unchecked(addr_of_mut!((*inst).platform)) });
-    // SAFETY: as above. The Zil's own locks are still in their const INIT
-    // state, so writing it into place is allowed; the result is built in
-    // the slot (the call's return slot is the instance memory).
-    unsafe { addr_of_mut!((*inst).zil_slot).write(Zil::new(kref, config)) };
-    // SAFETY: the slot was just written.
-    let started = unsafe { (*inst).zil_slot.as_ref().err().copied() };
-    match started {
-        None => {
-            // SAFETY: every field is initialised now.
-            trace_states(unsafe { &*inst });
+    match Zil::new(kref, config) {
+        Ok(zil) => {
+            // SAFETY: as above. The Zil's locks are still in their const
+            // INIT state (no mtx_init yet), so moving it into place is
+            // allowed; nothing has seen its address.
+            unsafe { addr_of_mut!((*inst).zil).write(zil) };
             0
         }
-        Some(e) => {
+        Err(e) => {
             log_fmt(format_args!(
                 "instance {}: cannot start the log: {}",
                 geom.rg_instance, e
             ));
-            // SAFETY: every field was written; those holding resources are
-            // dropped (the Err slot holds none but is dropped for form).
-            unsafe {
-                core::ptr::drop_in_place(addr_of_mut!((*inst).zil_slot));
-                core::ptr::drop_in_place(addr_of_mut!((*inst).tracer));
-                core::ptr::drop_in_place(addr_of_mut!((*inst).platform));
-            }
+            // SAFETY: the platform was written above and nothing else
+            // refers to it now (the failed Zil::new dropped its KRef).
+            unsafe { core::ptr::drop_in_place(addr_of_mut!((*inst).platform)) };
             errno::from_error(e)
         }
     }
@@ -321,8 +317,7 @@ pub unsafe extern "C" fn rzil_core_detach(core: *mut ffi::rzil_core) {
     // Zil goes first (it holds a KRef into the platform), then the
     // platform; both return their objects to the UMA zones.
     unsafe {
-        core::ptr::drop_in_place(addr_of_mut!((*inst).zil_slot));
-        core::ptr::drop_in_place(addr_of_mut!((*inst).tracer));
+        core::ptr::drop_in_place(addr_of_mut!((*inst).zil));
         core::ptr::drop_in_place(addr_of_mut!((*inst).platform));
     }
 }
@@ -384,7 +379,6 @@ pub unsafe extern "C" fn rzil_core_commit(
     let p = &inst.platform;
     let start_ns = p.now_ns();
     let result = commit_and_wait(inst);
-    trace_states(inst);
     let took_ns = p.now_ns().saturating_sub(start_ns);
     // SAFETY: caller's contract: writable.
     if let Some(out) = unsafe { latency_ns.as_mut() } {
@@ -427,24 +421,6 @@ fn commit_and_wait(inst: &Instance) -> Result<(), Error> {
     }
 }
 
-/// Report the lwb state steps since the last call (counters + SDT).
-fn trace_states(inst: &Instance) {
-    let mut now = [(0u64, LwbState::New); rzil::limits::LWB_INFLIGHT_MAX];
-    let mut n = 0usize;
-    inst.zil().for_each_lwb(|v| {
-        if let Some(slot) = now.get_mut(n) {
-            *slot = (v.id.seq, v.state);
-            n += 1;
-        }
-    });
-    let sc = inst.sc;
-    inst.tracer.lock().update(&now[..n], |seq, from, to| {
-        // SAFETY: `sc` is this live instance's softc (the shim frees it
-        // only after rzil_core_detach).
-        unsafe { report_to_shim(sc, seq, from, to) }
-    });
-}
-
 /// Free the lwbs whose records are all durable.
 ///
 /// # Safety
@@ -455,7 +431,6 @@ pub unsafe extern "C" fn rzil_core_checkpoint(core: *mut ffi::rzil_core) -> i32 
     // SAFETY: caller's contract.
     let inst = unsafe { instance(core) };
     let result = inst.zil().checkpoint(inst.zil().durable_lr_seq());
-    trace_states(inst);
     match result {
         Ok(_) => 0,
         Err(e) => errno::from_error(e),
@@ -522,7 +497,6 @@ pub unsafe extern "C" fn rzil_core_io_done(
         _ => {}
     }
     let done = inst.zil().io_done(token, result);
-    trace_states(inst);
     if let Err(e) = done {
         log_fmt(format_args!(
             "lwb {}: completion refused: {}",

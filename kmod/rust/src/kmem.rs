@@ -7,6 +7,8 @@
 //!
 //! [`ZoneBox<T>`] owns one item holding a `T`; dropping it drops the `T`
 //! and returns the item to its zone. [`KBuf`] owns one log-block buffer.
+//! [`KSlots<T>`] owns one of the core's long-lived tables, in malloc(9)
+//! memory (`M_RZIL`).
 
 use crate::ffi;
 use core::marker::PhantomData;
@@ -225,6 +227,98 @@ impl Drop for KBuf {
 impl core::fmt::Debug for KBuf {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("KBuf").field("len", &self.len).finish()
+    }
+}
+
+/// Largest table [`KSlots`] allocates, in bytes (the core's largest, the
+/// commit-waiter table, is about 5 KiB).
+pub const SLOTS_BYTES_MAX: usize = 64 * 1024;
+
+/// A table of `len` `T`s in one malloc(9) allocation, filled slot by slot
+/// in place: `rzil::Platform::Slots` for the kernel, so the core's tables
+/// never sit on a kernel stack.
+///
+/// # Invariants
+///
+/// `ptr` points to `len >= 1` initialised `T`s, aligned for `T`, in one
+/// allocation from `rzil_shim_malloc` that this table alone owns.
+pub struct KSlots<T> {
+    ptr: NonNull<T>,
+    len: usize,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: the table owns its slots exclusively; sending it sends the Ts.
+unsafe impl<T: Send> Send for KSlots<T> {}
+// SAFETY: shared access only hands out &[T].
+unsafe impl<T: Sync> Sync for KSlots<T> {}
+
+impl<T> KSlots<T> {
+    /// Allocate `len` slots and write `init(i)` into slot `i`, one slot at
+    /// a time. Sleeps if memory is short: only with no lock held (the core
+    /// calls it from `Zil::new`, in the attach ioctl).
+    pub fn new_sleeping(len: usize, mut init: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        let bytes = len.checked_mul(size_of::<T>()).ok_or(AllocError)?;
+        if bytes == 0 || bytes > SLOTS_BYTES_MAX {
+            return Err(AllocError);
+        }
+        // SAFETY: an M_WAITOK allocation of `bytes` bytes; the caller holds
+        // no lock (documented above).
+        let raw = unsafe { ffi::rzil_shim_malloc(bytes) };
+        let ptr = NonNull::new(raw.cast::<T>()).ok_or(AllocError)?;
+        if !ptr.as_ptr().is_aligned() {
+            // SAFETY: `raw` came from rzil_shim_malloc and holds no T.
+            unsafe { ffi::rzil_shim_free(raw) };
+            return Err(AllocError);
+        }
+        for i in 0..len {
+            // SAFETY: `i < len`: slot `i` lies inside the `bytes`-byte
+            // allocation, aligned (checked above); it is written once and
+            // holds no T yet. A panic in `init` aborts the kernel, so no
+            // half-filled table is ever dropped.
+            unsafe { ptr.as_ptr().add(i).write(init(i)) };
+        }
+        // INVARIANT: all `len` slots are initialised; the memory is ours.
+        Ok(KSlots {
+            ptr,
+            len,
+            _owns: PhantomData,
+        })
+    }
+}
+
+impl<T> Deref for KSlots<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: type invariant: `len` initialised Ts owned by us.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> DerefMut for KSlots<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in deref, with exclusive access through &mut self.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for KSlots<T> {
+    fn drop(&mut self) {
+        // SAFETY: the `len` Ts are initialised and ours; after they are
+        // dropped the memory goes back to malloc(9) and is never used again.
+        unsafe {
+            core::ptr::drop_in_place(core::ptr::slice_from_raw_parts_mut(
+                self.ptr.as_ptr(),
+                self.len,
+            ));
+            ffi::rzil_shim_free(self.ptr.as_ptr().cast());
+        }
+    }
+}
+
+impl<T> core::fmt::Debug for KSlots<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("KSlots").field("len", &self.len).finish()
     }
 }
 

@@ -8,8 +8,8 @@
 //! Layers, bottom up (unsafe code lives only in the first three):
 //! * [`ffi`]: bindgen's declarations of the shim and the KPI types.
 //! * [`sync`], [`kmem`]: mtx(9)/condvar(9) and UMA zones as Rust types.
-//! * [`platform`]: `rzil::platform::Platform` for the kernel.
-//! * [`trace`]: lwb state transitions for the sysctl counters and SDT.
+//! * [`platform`]: `rzil::platform::Platform` for the kernel, including
+//!   the lwb state hook behind the sysctl counters and the SDT probe.
 //! * [`exports`]: the `rzil_core_*` entry points the C shim calls.
 // Host unit tests (`kmod-build.sh lint`) of the pure parts use std.
 #![cfg_attr(not(test), no_std)]
@@ -20,7 +20,6 @@ pub mod ffi;
 pub mod kmem;
 pub mod platform;
 pub mod sync;
-pub mod trace;
 
 #[cfg(not(test))]
 mod panic;

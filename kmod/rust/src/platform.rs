@@ -2,13 +2,16 @@
 //!
 //! * Locks: [`KMutex`] over mtx(9).
 //! * Pools: UMA zones ([`ZoneBox`], [`KBuf`]); init/fini NULL, so freed
-//!   lwbs are trashed with `0xdeadc0de` under INVARIANTS.
+//!   lwbs are trashed with `0xdeadc0de` under INVARIANTS. The core's
+//!   long-lived tables: malloc(9) ([`KSlots`]), filled slot by slot.
 //! * Log blocks: a FIFO ring over the attached provider ([`LogRing`]).
 //! * I/O: BIO_WRITE / BIO_FLUSH through the shim's GEOM consumer; each
 //!   in-flight request owns a [`KIo`] from the I/O zone that travels in
 //!   `bio_caller2` and comes back in `rzil_core_io_done`.
 //! * Clock: `sbinuptime()`; randomness: `arc4random_buf(9)`.
 //! * Wake-ups: one condvar per instance and a wake sequence number.
+//! * lwb state changes: straight to the shim's per-state counters
+//!   (`kern.rzil.stats.lwb_entered`) and SDT probe (`rzil::lwb:state`).
 //!
 //! # Invariants
 //!
@@ -17,13 +20,14 @@
 //! (the shim frees the softc only after `rzil_core_detach`).
 
 use crate::ffi;
-use crate::kmem::{KBuf, Zone, ZoneBox, ZoneItem};
+use crate::kmem::{KBuf, KSlots, Zone, ZoneBox, ZoneItem};
 use crate::sync::{named_mutex, KCondvar, KIssuerMutex, KMutex, Mutex, WaitResult};
+use core::ops::DerefMut;
 use core::sync::atomic::{AtomicU64, Ordering};
 use rzil::error::IoError;
 use rzil::itx::Itx;
 use rzil::limits::{LWB_BLOCK_ALIGN_BYTES, LWB_INFLIGHT_MAX};
-use rzil::lwb::LwbObj;
+use rzil::lwb::{LwbObj, LwbState};
 use rzil::platform::{AllocError, BlockAddr, IndirectBlock, IoToken, Platform, WaiterId};
 
 /// The kernel instance logs to one provider: vdev 0.
@@ -61,7 +65,7 @@ unsafe impl ZoneItem for KIo {
 
 /// A block handed out by [`LogRing`].
 #[derive(Clone, Copy, Debug)]
-struct RingEntry {
+pub struct RingEntry {
     addr: BlockAddr,
     released: bool,
 }
@@ -71,29 +75,37 @@ struct RingEntry {
 /// Space is reused only once every older block was released, so a block
 /// is never handed out while an older one that may still be read sits
 /// after it.
+///
+/// The entries (3 KiB) live in `S`, a [`KSlots`] in the kernel, so that
+/// building a platform never puts them on the attach thread's stack.
 #[derive(Debug)]
-pub struct LogRing {
+pub struct LogRing<S = KSlots<Option<RingEntry>>> {
     start_bytes: u64,
     end_bytes: u64,
     /// Next offset to hand out.
     head_bytes: u64,
-    /// Outstanding blocks, oldest first (a circular array).
-    entries: [Option<RingEntry>; LOG_BLOCKS_OUTSTANDING_MAX],
+    /// Outstanding blocks, oldest first (a circular array of
+    /// [`LOG_BLOCKS_OUTSTANDING_MAX`] slots).
+    entries: S,
     first: usize,
     count: usize,
 }
 
-impl LogRing {
-    /// A ring over `[start_bytes, end_bytes)`.
-    pub fn new(start_bytes: u64, end_bytes: u64) -> Self {
-        LogRing {
+impl<S: DerefMut<Target = [Option<RingEntry>]>> LogRing<S> {
+    /// A ring over `[start_bytes, end_bytes)` keeping its entries in
+    /// `entries`, which must be [`LOG_BLOCKS_OUTSTANDING_MAX`] empty slots.
+    pub fn new(entries: S, start_bytes: u64, end_bytes: u64) -> Result<Self, AllocError> {
+        if entries.len() != LOG_BLOCKS_OUTSTANDING_MAX || entries.iter().any(Option::is_some) {
+            return Err(AllocError);
+        }
+        Ok(LogRing {
             start_bytes,
             end_bytes,
             head_bytes: start_bytes,
-            entries: [None; LOG_BLOCKS_OUTSTANDING_MAX],
+            entries,
             first: 0,
             count: 0,
-        }
+        })
     }
 
     fn oldest_offset(&self) -> Option<u64> {
@@ -202,24 +214,26 @@ impl core::fmt::Debug for KPlatform {
 }
 
 impl KPlatform {
-    /// A platform over the provider the shim attached (`geom`).
+    /// A platform over the provider the shim attached (`geom`). Sleeps
+    /// to allocate its log-block ring: only with no lock held.
     pub fn new(
         sc: *mut ffi::rzil_softc,
         geom: &ffi::rzil_geometry,
         buf_capacity_bytes: u32,
-    ) -> Self {
-        KPlatform {
+    ) -> Result<Self, AllocError> {
+        let entries = KSlots::new_sleeping(LOG_BLOCKS_OUTSTANDING_MAX, |_| None)?;
+        Ok(KPlatform {
             sc,
             buf_capacity_bytes: buf_capacity_bytes as usize,
             ring: named_mutex(
                 c"rzil ring",
-                LogRing::new(LOG_REGION_START_BYTES, geom.rg_media_size_bytes),
+                LogRing::new(entries, LOG_REGION_START_BYTES, geom.rg_media_size_bytes)?,
             ),
             wake_lock: named_mutex(c"rzil wake", ()),
             wake_cv: KCondvar::new(),
             wake_seq: AtomicU64::new(0),
             inflight: AtomicU64::new(0),
-        }
+        })
     }
 
     /// The wake sequence number; read it before polling a waiter.
@@ -263,6 +277,7 @@ impl Platform for KPlatform {
     type LwbBox = ZoneBox<LwbObj>;
     type ItxBox = ZoneBox<Itx>;
     type Buf = KBuf;
+    type Slots<T: Send> = KSlots<T>;
 
     fn now_ns(&self) -> u64 {
         // SAFETY: reads the kernel's uptime clock; no preconditions.
@@ -284,6 +299,14 @@ impl Platform for KPlatform {
 
     fn alloc_buf(&self, size_bytes: u32) -> Result<Self::Buf, AllocError> {
         KBuf::try_new(size_bytes as usize, self.buf_capacity_bytes)
+    }
+
+    fn alloc_slots<T: Send>(
+        &self,
+        len: usize,
+        init: impl FnMut(usize) -> T,
+    ) -> Result<KSlots<T>, AllocError> {
+        KSlots::new_sleeping(len, init)
     }
 
     fn alloc_log_block(&self, size_bytes: u32) -> Result<BlockAddr, AllocError> {
@@ -352,17 +375,59 @@ impl Platform for KPlatform {
         self.wake_seq.fetch_add(1, Ordering::AcqRel);
         self.wake_cv.broadcast();
     }
+
+    fn lwb_state_changed(&self, seq: u64, from: Option<LwbState>, to: LwbState) {
+        let (from, to) = probe_states(from, to);
+        // SAFETY: `sc` is live (type invariant). Called under the core's
+        // log lock: the shim only bumps a counter(9) and fires an SDT
+        // probe, neither of which sleeps or takes a lock.
+        unsafe { ffi::rzil_shim_lwb_state(self.sc, seq, from, to) }
+    }
+}
+
+/// The `from` and `to` arguments of the `rzil::lwb:state` probe for a
+/// transition: a new lwb (no `from`) is reported as NEW → NEW.
+pub fn probe_states(from: Option<LwbState>, to: LwbState) -> (u32, u32) {
+    (u32::from(from.unwrap_or(to) as u8), u32::from(to as u8))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn probe_reports_state_numbers_and_new_lwbs_as_new_to_new() {
+        assert_eq!(probe_states(None, LwbState::New), (0, 0));
+        assert_eq!(
+            probe_states(Some(LwbState::Issued), LwbState::WriteDone),
+            (4, 5)
+        );
+        assert_eq!(
+            probe_states(Some(LwbState::WriteDone), LwbState::FlushDone),
+            (5, 6)
+        );
+    }
+
     const KIB: u32 = 1024;
+
+    fn ring(start_bytes: u64, end_bytes: u64) -> LogRing<Vec<Option<RingEntry>>> {
+        LogRing::new(
+            vec![None; LOG_BLOCKS_OUTSTANDING_MAX],
+            start_bytes,
+            end_bytes,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn ring_refuses_storage_of_the_wrong_size() {
+        let short = vec![None; LOG_BLOCKS_OUTSTANDING_MAX - 1];
+        assert!(LogRing::new(short, 0, 64 * 1024).is_err());
+    }
 
     #[test]
     fn ring_allocates_in_order_and_refuses_when_full() {
-        let mut r = LogRing::new(0, 64 * 1024);
+        let mut r = ring(0, 64 * 1024);
         let a = r.alloc(16 * KIB).unwrap();
         let b = r.alloc(32 * KIB).unwrap();
         assert_eq!((a.offset_bytes, b.offset_bytes), (0, 16384));
@@ -376,7 +441,7 @@ mod tests {
 
     #[test]
     fn ring_reuses_space_only_after_every_older_block_is_released() {
-        let mut r = LogRing::new(0, 64 * 1024);
+        let mut r = ring(0, 64 * 1024);
         let a = r.alloc(32 * KIB).unwrap();
         let b = r.alloc(16 * KIB).unwrap();
         let c = r.alloc(16 * KIB).unwrap();
@@ -397,7 +462,7 @@ mod tests {
 
     #[test]
     fn ring_never_overlaps_a_live_block_after_wrapping() {
-        let mut r = LogRing::new(4096, 4096 + 40 * 1024);
+        let mut r = ring(4096, 4096 + 40 * 1024);
         let mut live: std::collections::VecDeque<BlockAddr> = Default::default();
         let mut next_size = 4 * KIB;
         for _ in 0..500 {
