@@ -7,14 +7,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use rzil_host::backend::{drive, DriveConfig, DriveResult};
+use rzil_host::backend::{drive, DriveConfig, DriveResult, Tick};
+use rzil_host::device::{LogDevice, OpenOptionsLog, DIRECT_IO_ALIGN_BYTES};
 use rzil_host::histogram::Histogram;
 use rzil_host::kernel::abi::RZIL_RECORD_BYTES_MAX;
 use rzil_host::kernel::{check_provider, with_kernel_log, ControlDevice, KernelEnd};
+use rzil_host::naive::{self, NaiveReport};
 use rzil_host::units::format_size_bytes;
 use serde_json::json;
 
-use super::{latency_us, round2, timed_progress, BenchArgs, Failure, Outcome, RunArgs};
+use super::{
+    latency_us, round2, timed_progress, BenchArgs, Failure, Outcome, RunArgs, BENCH_SLICE,
+};
 
 /// Why `rzil run --kernel` reports no power-cut check.
 pub const CRASH_CHECK_SKIPPED: &str = "the module writes the log through GEOM, below this process, so rzil cannot record the writes and flushes to cut power under them; rzil run and rzil verify without --kernel check crash consistency of the same core";
@@ -179,79 +183,166 @@ pub fn run(args: &RunArgs, ctl_path: &Path, provider: &str) -> Outcome {
     Ok(())
 }
 
+/// The provider as a user-space device, for the naive baseline.
+fn provider_device(provider: &str) -> PathBuf {
+    if provider.starts_with("/dev/") {
+        PathBuf::from(provider)
+    } else {
+        Path::new("/dev").join(provider)
+    }
+}
+
+/// One slice of the naive baseline (each committer pwrite + fsync) on the
+/// provider itself, opened only while the module is detached from it: an
+/// attached instance holds it exclusively. Writes are whole sectors, as a
+/// disk device takes them.
+fn naive_slice(
+    path: &Path,
+    config: DriveConfig,
+    tick: &mut dyn FnMut(Tick),
+) -> Result<NaiveReport, Failure> {
+    let device = LogDevice::open(path, OpenOptionsLog::default())
+        .map_err(|e| Failure(format!("naive baseline: {e}")))?;
+    let sector_bytes = u64::from(device.sector_size_bytes().max(1));
+    let region = 0..device.size_bytes() / sector_bytes * sector_bytes;
+    let align = if device.is_direct() {
+        DIRECT_IO_ALIGN_BYTES.max(sector_bytes as usize)
+    } else {
+        sector_bytes as usize
+    };
+    naive::run_naive(&device, region, config, align, tick)
+        .map_err(|e| Failure(format!("{}: naive baseline: {e}", path.display())))
+}
+
+/// `rzil bench --kernel`: per thread count, the module and the naive
+/// baseline on the same provider, alternating in slices of at most
+/// [`BENCH_SLICE`] as the userspace bench does (a fresh instance per
+/// slice, detached while the baseline runs).
 pub fn bench(args: &BenchArgs, ctl_path: &Path, provider: &str) -> Outcome {
     check_args(args.record, provider)?;
     let ctl = ControlDevice::open(ctl_path)?;
+    let naive_path = provider_device(provider);
     for (i, &threads) in args.threads.0.iter().enumerate() {
+        let slices = (args.seconds / BENCH_SLICE.as_secs_f64()).ceil().max(1.0) as u32;
         let config = DriveConfig {
             threads,
-            duration: Duration::from_secs_f64(args.seconds),
+            duration: Duration::from_secs_f64(args.seconds / f64::from(slices)),
             record_bytes: args.record as usize,
         };
-        let mut progress = timed_progress(args.seconds, format!("rzil.ko, {threads} threads"));
-        // A fresh instance per thread count, as the userspace bench starts
-        // a fresh log per slice.
-        let (body, end) = with_kernel_log(&ctl, provider, threads, |log| {
-            drive(log, config, &|_, _| {}, &mut progress)
-        })?;
-        let result = body.map_err(|e| body_failure(e, &end))?;
-        clean(&end)?;
-        let (flushes_per_commit, lwbs_issued, _, io_errors) = counters(&end, &result);
-        if io_errors > 0 {
-            return Err(Failure(format!(
-                "{provider}: {io_errors} failed writes or flushes (see dmesg)"
-            )));
+        let mut result = DriveResult::default();
+        let mut naive_result = DriveResult::default();
+        let mut kernel_latency = Histogram::new();
+        let (mut flushes, mut lwbs_issued, mut naive_flushes) = (0u64, 0u64, 0u64);
+        let mut attached = None;
+        let mut progress = timed_progress(
+            args.seconds * 2.0,
+            format!("rzil.ko vs naive, {threads} threads"),
+        );
+        let mut done = Duration::ZERO;
+        for _ in 0..slices {
+            let mut tick = |t: Tick| {
+                progress(Tick {
+                    commits: result.commits + t.commits,
+                    elapsed: done + t.elapsed,
+                })
+            };
+            let (body, end) = with_kernel_log(&ctl, provider, threads, |log| {
+                drive(log, config, &|_, _| {}, &mut tick)
+            })?;
+            let slice = body.map_err(|e| body_failure(e, &end))?;
+            clean(&end)?;
+            let (_, lwbs, _, io_errors) = counters(&end, &slice);
+            if io_errors > 0 {
+                return Err(Failure(format!(
+                    "{provider}: {io_errors} failed writes or flushes (see dmesg)"
+                )));
+            }
+            flushes += end.stats.as_ref().map_or(0, |s| s.rs_flushes);
+            lwbs_issued += lwbs;
+            kernel_latency.merge(&end.kernel_latency);
+            done += slice.elapsed;
+            result.merge(&slice);
+            attached.get_or_insert(end.attached);
+
+            let mut tick = |t: Tick| {
+                progress(Tick {
+                    commits: result.commits + t.commits,
+                    elapsed: done + t.elapsed,
+                })
+            };
+            let report = naive_slice(&naive_path, config, &mut tick)?;
+            done += report.result.elapsed;
+            naive_flushes += report.flushes;
+            naive_result.merge(&report.result);
         }
-        let at = &end.attached;
+        let flushes_per_commit = flushes as f64 / result.commits.max(1) as f64;
+        let naive_flushes_per_commit = naive_flushes as f64 / naive_result.commits.max(1) as f64;
+        let ratio = result.commits_per_s() / naive_result.commits_per_s().max(f64::MIN_POSITIVE);
         if args.json {
             println!(
                 "{}",
                 json!({
                     "backend": "kernel",
-                    "provider": at.provider,
+                    "provider": provider,
                     "threads": threads,
                     "record_bytes": args.record,
                     "commits": result.commits,
                     "commits_per_s": round2(result.commits_per_s()),
                     "p50_us": round2(latency_us(&result, 0.5)),
                     "p99_us": round2(latency_us(&result, 0.99)),
-                    "kernel_p50_us": round2(kernel_us(&end.kernel_latency, 0.5)),
-                    "kernel_p99_us": round2(kernel_us(&end.kernel_latency, 0.99)),
+                    "kernel_p50_us": round2(kernel_us(&kernel_latency, 0.5)),
+                    "kernel_p99_us": round2(kernel_us(&kernel_latency, 0.99)),
                     "flushes_per_commit": round2(flushes_per_commit),
                     "lwbs_issued": lwbs_issued,
+                    "naive_commits": naive_result.commits,
+                    "naive_commits_per_s": round2(naive_result.commits_per_s()),
+                    "naive_p50_us": round2(latency_us(&naive_result, 0.5)),
+                    "naive_p99_us": round2(latency_us(&naive_result, 0.99)),
+                    "naive_flushes_per_commit": round2(naive_flushes_per_commit),
+                    "ratio_vs_naive": round2(ratio),
                 })
             );
             continue;
         }
         if i == 0 {
+            if let Some(at) = &attached {
+                println!(
+                    "rzil.ko via {} on {} ({}, {}-byte sectors) vs naive on {}; record {} bytes; {} s per measurement",
+                    ctl_path.display(),
+                    at.provider,
+                    format_size_bytes(at.media_size_bytes),
+                    at.sector_size_bytes,
+                    naive_path.display(),
+                    args.record,
+                    args.seconds
+                );
+            }
             println!(
-                "rzil.ko via {} on {} ({}, {}-byte sectors); record {} bytes; {} s per measurement",
-                ctl_path.display(),
-                at.provider,
-                format_size_bytes(at.media_size_bytes),
-                at.sector_size_bytes,
-                args.record,
-                args.seconds
-            );
-            println!(
-                "no naive baseline: the module holds {provider} exclusively while attached (rzil bench --dev /dev/{} measures it without the module)",
-                provider.trim_start_matches("/dev/")
-            );
-            println!(
-                "{:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
-                "threads", "commits/s", "p50_us", "p99_us", "k_p50", "k_p99", "fl/cmt", "lwbs"
+                "{:>7} {:>12} {:>9} {:>9} {:>9} {:>8} {:>12} {:>9} {:>9} {:>7}",
+                "threads",
+                "commits/s",
+                "p50_us",
+                "p99_us",
+                "k_p99",
+                "fl/cmt",
+                "naive/s",
+                "nv_p50",
+                "nv_p99",
+                "ratio"
             );
         }
         println!(
-            "{:>7} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8.3} {:>8}",
+            "{:>7} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>8.3} {:>12.0} {:>9.1} {:>9.1} {:>7.2}",
             threads,
             result.commits_per_s(),
             latency_us(&result, 0.5),
             latency_us(&result, 0.99),
-            kernel_us(&end.kernel_latency, 0.5),
-            kernel_us(&end.kernel_latency, 0.99),
+            kernel_us(&kernel_latency, 0.99),
             flushes_per_commit,
-            lwbs_issued
+            naive_result.commits_per_s(),
+            latency_us(&naive_result, 0.5),
+            latency_us(&naive_result, 0.99),
+            ratio
         );
     }
     Ok(())

@@ -212,7 +212,9 @@ impl KernelError {
             libc::EINVAL => {
                 "the module refused the argument: this rzil and the loaded rzil.ko disagree on rzil_ioctl.h (rebuild one of them; dmesg names the structure)"
             }
-            libc::ENOTTY => "the loaded rzil.ko does not know this request: it comes from another revision than this rzil",
+            libc::ENOTTY => {
+                "the device does not know this request: not rzil.ko's control device, or a module of another revision than this rzil"
+            }
             libc::EBADF => "the control device is not open for writing",
             libc::ENXIO => "no such instance: detached by someone else, or the module is unloading",
             libc::EBUSY => "the instance is busy (I/O in flight, or another process is using it)",

@@ -227,6 +227,19 @@ fn back_pressure_without_the_checkpointer_is_retried_after_a_checkpoint() {
 }
 
 #[test]
+fn the_checkpointer_runs_while_the_body_does() {
+    let model = Model::with(&["md0"]);
+    let ((), end) = with_kernel_log(&model, "md0", 1, |_| {
+        std::thread::sleep(CHECKPOINT_INTERVAL * 50);
+    })
+    .unwrap();
+    assert_eq!(end.failure, None);
+    // No commit asked for one: each came from the checkpointer (or the
+    // last one before detach).
+    assert!(model.state.lock().checkpoints >= 2);
+}
+
+#[test]
 fn a_failed_commit_ends_the_run_with_the_errno_and_still_detaches() {
     let model = Model {
         fail_commit_at: Some(20),
@@ -370,6 +383,7 @@ fn errno_hints_name_the_likely_cause() {
     };
     assert!(text("RZIL_IOC_ATTACH", libc::ENOSPC).contains("every instance"));
     assert!(text("RZIL_IOC_APPEND", libc::ENOTTY).contains("another revision"));
+    assert!(text("RZIL_IOC_APPEND", libc::ENOTTY).contains("not rzil.ko's control device"));
     assert!(text("RZIL_IOC_COMMIT", libc::ENXIO).contains("no such instance"));
     // An errno without a hint still reads as one line with the OS text.
     let other = text("RZIL_IOC_COMMIT", libc::EDOM);
