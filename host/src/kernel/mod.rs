@@ -612,4 +612,6 @@ pub fn with_kernel_log<R>(
 }
 
 #[cfg(test)]
+mod core_tests;
+#[cfg(test)]
 mod tests;
