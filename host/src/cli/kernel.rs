@@ -11,7 +11,7 @@ use rzil_host::backend::{drive, DriveConfig, DriveResult, Tick};
 use rzil_host::device::{LogDevice, OpenOptionsLog, DIRECT_IO_ALIGN_BYTES};
 use rzil_host::histogram::Histogram;
 use rzil_host::kernel::abi::RZIL_RECORD_BYTES_MAX;
-use rzil_host::kernel::{check_provider, with_kernel_log, ControlDevice, KernelEnd};
+use rzil_host::kernel::{check_provider, with_kernel_log, Control, ControlDevice, KernelEnd};
 use rzil_host::naive::{self, NaiveReport};
 use rzil_host::units::format_size_bytes;
 use serde_json::json;
@@ -97,9 +97,24 @@ fn counters(end: &KernelEnd, result: &DriveResult) -> (f64, u64, u64, u64) {
     )
 }
 
+/// Where the report lines go: stdout, or a test's buffer.
+type Out<'a> = &'a mut dyn FnMut(String);
+
 pub fn run(args: &RunArgs, ctl_path: &Path, provider: &str) -> Outcome {
     check_args(args.record, provider)?;
     let ctl = ControlDevice::open(ctl_path)?;
+    run_on(&ctl, args, ctl_path, provider, &mut |line| {
+        println!("{line}")
+    })
+}
+
+fn run_on(
+    ctl: &dyn Control,
+    args: &RunArgs,
+    ctl_path: &Path,
+    provider: &str,
+    out: Out<'_>,
+) -> Outcome {
     let config = DriveConfig {
         threads: args.threads,
         duration: Duration::from_secs_f64(args.seconds),
@@ -109,7 +124,7 @@ pub fn run(args: &RunArgs, ctl_path: &Path, provider: &str) -> Outcome {
         args.seconds,
         format!("rzil run --kernel, {} threads", args.threads),
     );
-    let (body, end) = with_kernel_log(&ctl, provider, args.threads, |log| {
+    let (body, end) = with_kernel_log(ctl, provider, args.threads, |log| {
         drive(log, config, &|_, _| {}, &mut progress)
     })?;
     let result = body.map_err(|e| body_failure(e, &end))?;
@@ -117,7 +132,7 @@ pub fn run(args: &RunArgs, ctl_path: &Path, provider: &str) -> Outcome {
     let (flushes_per_commit, lwbs_issued, bytes_written, io_errors) = counters(&end, &result);
     let at = &end.attached;
     if args.json {
-        println!(
+        out(format!(
             "{}",
             json!({
                 "backend": "kernel",
@@ -143,9 +158,9 @@ pub fn run(args: &RunArgs, ctl_path: &Path, provider: &str) -> Outcome {
                 "crash_states_checked": 0,
                 "acked_records_lost": null,
             })
-        );
+        ));
     } else {
-        println!(
+        out(format!(
             "rzil run --kernel {} on {} (instance {}, {}, {}-byte sectors): {} threads, {}-byte records, {} s",
             ctl_path.display(),
             at.provider,
@@ -155,8 +170,8 @@ pub fn run(args: &RunArgs, ctl_path: &Path, provider: &str) -> Outcome {
             args.threads,
             args.record,
             args.seconds
-        );
-        println!(
+        ));
+        out(format!(
             "  {} commits, {:.0} commits/s, p50 {:.1} us, p99 {:.1} us, {:.3} flushes/commit, {} lwbs",
             result.commits,
             result.commits_per_s(),
@@ -164,15 +179,15 @@ pub fn run(args: &RunArgs, ctl_path: &Path, provider: &str) -> Outcome {
             latency_us(&result, 0.99),
             flushes_per_commit,
             lwbs_issued
-        );
-        println!(
+        ));
+        out(format!(
             "  in the module: commit p50 {:.1} us, p99 {:.1} us; {} written, {} I/O errors",
             kernel_us(&end.kernel_latency, 0.5),
             kernel_us(&end.kernel_latency, 0.99),
             format_size_bytes(bytes_written),
             io_errors
-        );
-        println!("  power cut: not checked: {CRASH_CHECK_SKIPPED}");
+        ));
+        out(format!("  power cut: not checked: {CRASH_CHECK_SKIPPED}"));
     }
     if io_errors > 0 {
         return Err(Failure(format!(
@@ -221,7 +236,24 @@ fn naive_slice(
 pub fn bench(args: &BenchArgs, ctl_path: &Path, provider: &str) -> Outcome {
     check_args(args.record, provider)?;
     let ctl = ControlDevice::open(ctl_path)?;
-    let naive_path = provider_device(provider);
+    bench_on(
+        &ctl,
+        args,
+        ctl_path,
+        provider,
+        &provider_device(provider),
+        &mut |line| println!("{line}"),
+    )
+}
+
+fn bench_on(
+    ctl: &dyn Control,
+    args: &BenchArgs,
+    ctl_path: &Path,
+    provider: &str,
+    naive_path: &Path,
+    out: Out<'_>,
+) -> Outcome {
     for (i, &threads) in args.threads.0.iter().enumerate() {
         let slices = (args.seconds / BENCH_SLICE.as_secs_f64()).ceil().max(1.0) as u32;
         let config = DriveConfig {
@@ -246,7 +278,7 @@ pub fn bench(args: &BenchArgs, ctl_path: &Path, provider: &str) -> Outcome {
                     elapsed: done + t.elapsed,
                 })
             };
-            let (body, end) = with_kernel_log(&ctl, provider, threads, |log| {
+            let (body, end) = with_kernel_log(ctl, provider, threads, |log| {
                 drive(log, config, &|_, _| {}, &mut tick)
             })?;
             let slice = body.map_err(|e| body_failure(e, &end))?;
@@ -270,7 +302,7 @@ pub fn bench(args: &BenchArgs, ctl_path: &Path, provider: &str) -> Outcome {
                     elapsed: done + t.elapsed,
                 })
             };
-            let report = naive_slice(&naive_path, config, &mut tick)?;
+            let report = naive_slice(naive_path, config, &mut tick)?;
             done += report.result.elapsed;
             naive_flushes += report.flushes;
             naive_result.merge(&report.result);
@@ -279,7 +311,7 @@ pub fn bench(args: &BenchArgs, ctl_path: &Path, provider: &str) -> Outcome {
         let naive_flushes_per_commit = naive_flushes as f64 / naive_result.commits.max(1) as f64;
         let ratio = result.commits_per_s() / naive_result.commits_per_s().max(f64::MIN_POSITIVE);
         if args.json {
-            println!(
+            out(format!(
                 "{}",
                 json!({
                     "backend": "kernel",
@@ -301,12 +333,12 @@ pub fn bench(args: &BenchArgs, ctl_path: &Path, provider: &str) -> Outcome {
                     "naive_flushes_per_commit": round2(naive_flushes_per_commit),
                     "ratio_vs_naive": round2(ratio),
                 })
-            );
+            ));
             continue;
         }
         if i == 0 {
             if let Some(at) = &attached {
-                println!(
+                out(format!(
                     "rzil.ko via {} on {} ({}, {}-byte sectors) vs naive on {}; record {} bytes; {} s per measurement",
                     ctl_path.display(),
                     at.provider,
@@ -315,9 +347,9 @@ pub fn bench(args: &BenchArgs, ctl_path: &Path, provider: &str) -> Outcome {
                     naive_path.display(),
                     args.record,
                     args.seconds
-                );
+                ));
             }
-            println!(
+            out(format!(
                 "{:>7} {:>12} {:>9} {:>9} {:>9} {:>8} {:>12} {:>9} {:>9} {:>7}",
                 "threads",
                 "commits/s",
@@ -329,9 +361,9 @@ pub fn bench(args: &BenchArgs, ctl_path: &Path, provider: &str) -> Outcome {
                 "nv_p50",
                 "nv_p99",
                 "ratio"
-            );
+            ));
         }
-        println!(
+        out(format!(
             "{:>7} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>8.3} {:>12.0} {:>9.1} {:>9.1} {:>7.2}",
             threads,
             result.commits_per_s(),
@@ -343,7 +375,167 @@ pub fn bench(args: &BenchArgs, ctl_path: &Path, provider: &str) -> Outcome {
             latency_us(&naive_result, 0.5),
             latency_us(&naive_result, 0.99),
             ratio
-        );
+        ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The reports of `run`/`bench --kernel`, with a stand-in for the
+    //! module (the backend's own protocol is tested in
+    //! rzil_host::kernel against models of the module and the real core).
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+    use parking_lot::Mutex;
+    use rzil_host::kernel::abi::RZIL_INSTANCES_MAX;
+    use rzil_host::kernel::{Errno, Request};
+
+    /// Accepts every well-formed request; counts commits and flushes.
+    #[derive(Default)]
+    struct Module {
+        attached: Mutex<bool>,
+        commits: Mutex<u64>,
+        attaches: Mutex<u64>,
+    }
+
+    impl Control for Module {
+        fn ioctl(&self, request: Request<'_>) -> Result<(), Errno> {
+            match request {
+                Request::Attach(ra) => {
+                    let mut attached = self.attached.lock();
+                    if *attached || ra.provider() != "md0" {
+                        return Err(libc::EBUSY);
+                    }
+                    *attached = true;
+                    *self.attaches.lock() += 1;
+                    ra.ra_instance = RZIL_INSTANCES_MAX - 1;
+                    ra.ra_media_size_bytes = 8 << 20;
+                    ra.ra_sector_size_bytes = 512;
+                }
+                Request::Commit(rc) => {
+                    *self.commits.lock() += 1;
+                    rc.rc_latency_ns = 5_000;
+                }
+                Request::Stats(rs) => {
+                    let commits = *self.commits.lock();
+                    rs.rs_commits = commits;
+                    rs.rs_flushes = commits / 2;
+                    rs.rs_lwbs_issued = commits / 2;
+                    rs.rs_bytes_written = commits * 4096;
+                }
+                Request::Detach(_) => *self.attached.lock() = false,
+                Request::Append(_) | Request::Checkpoint(_) => {}
+            }
+            Ok(())
+        }
+    }
+
+    fn parse(args: &[&str]) -> Command {
+        let argv = std::iter::once("rzil").chain(args.iter().copied());
+        Cli::try_parse_from(argv).expect("valid arguments").command
+    }
+
+    fn json_lines(lines: &[String]) -> Vec<serde_json::Value> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+
+    #[test]
+    fn run_reports_the_module_and_says_the_crash_check_was_skipped() {
+        let Command::Run(args) = parse(&[
+            "run",
+            "--kernel",
+            "--provider",
+            "md0",
+            "--threads",
+            "2",
+            "--seconds",
+            "0.2",
+            "--json",
+        ]) else {
+            unreachable!("a run command")
+        };
+        let (ctl, provider) = args.kernel.selected().expect("--kernel");
+        assert_eq!(ctl, Path::new("/dev/rzilctl"));
+        let module = Module::default();
+        let mut lines = Vec::new();
+        run_on(&module, &args, ctl, provider, &mut |l| lines.push(l)).unwrap();
+        let report = &json_lines(&lines)[0];
+        let commits = report["commits"].as_u64().unwrap();
+        assert!(commits > 0);
+        assert_eq!(commits, *module.commits.lock());
+        assert_eq!(report["backend"], "kernel");
+        assert_eq!(report["provider"], "md0");
+        assert_eq!(report["instance"], RZIL_INSTANCES_MAX - 1);
+        assert_eq!(report["kernel_p50_us"], 5.0);
+        assert_eq!(report["crash_check"], "skipped");
+        assert_eq!(report["crash_check_skipped_reason"], CRASH_CHECK_SKIPPED);
+        assert_eq!(report["crash_states_checked"], 0);
+        assert!(report["acked_records_lost"].is_null());
+        let fpc = report["flushes_per_commit"].as_f64().unwrap();
+        assert!((0.4..=0.5).contains(&fpc), "{fpc}");
+        assert!(!*module.attached.lock(), "detached");
+
+        // The table says the same in words.
+        let Command::Run(args) = parse(&[
+            "run",
+            "--kernel",
+            "/dev/rzilctl",
+            "--provider",
+            "md0",
+            "--seconds",
+            "0.1",
+        ]) else {
+            unreachable!("a run command")
+        };
+        let mut lines = Vec::new();
+        run_on(&module, &args, ctl, provider, &mut |l| lines.push(l)).unwrap();
+        assert!(lines[0].starts_with("rzil run --kernel /dev/rzilctl on md0 (instance 3, 8 MiB"));
+        assert!(lines[3].starts_with("  power cut: not checked: the module writes the log"));
+    }
+
+    #[test]
+    fn bench_alternates_the_module_with_the_naive_baseline() {
+        let dir = std::env::temp_dir().join(format!("rzil-kbench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let naive_dev = dir.join("md0");
+        std::fs::write(&naive_dev, vec![0u8; 4 << 20]).unwrap();
+        let Command::Bench(args) = parse(&[
+            "bench",
+            "--kernel",
+            "--provider",
+            "md0",
+            "--threads",
+            "1",
+            "--seconds",
+            "1.2",
+            "--json",
+        ]) else {
+            unreachable!("a bench command")
+        };
+        let (ctl, provider) = args.kernel.selected().expect("--kernel");
+        let module = Module::default();
+        let mut lines = Vec::new();
+        let outcome = bench_on(&module, &args, ctl, provider, &naive_dev, &mut |l| {
+            lines.push(l)
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        outcome.unwrap();
+        let rows = json_lines(&lines);
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!(row["threads"], 1);
+        assert_eq!(row["backend"], "kernel");
+        assert_eq!(row["commits"].as_u64().unwrap(), *module.commits.lock());
+        assert!(row["naive_commits"].as_u64().unwrap() > 0);
+        assert!(row["ratio_vs_naive"].as_f64().unwrap() > 0.0);
+        // 1.2 s is two slices of at most BENCH_SLICE, each on a fresh
+        // instance, detached while the baseline ran.
+        assert_eq!(*module.attaches.lock(), 2);
+        assert!(!*module.attached.lock());
+    }
 }
