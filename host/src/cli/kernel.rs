@@ -4,10 +4,11 @@
 //! process.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
-use rzil_host::backend::{drive, DriveConfig, DriveResult, Tick};
+use rzil_host::backend::{drive_with, DriveConfig, DriveResult, Tick, DRIVE_STALL};
 use rzil_host::device::{LogDevice, OpenOptionsLog, DIRECT_IO_ALIGN_BYTES};
 use rzil_host::histogram::Histogram;
 use rzil_host::kernel::abi::RZIL_RECORD_BYTES_MAX;
@@ -22,6 +23,44 @@ use super::{
 
 /// Why `rzil run --kernel` reports no power-cut check.
 pub const CRASH_CHECK_SKIPPED: &str = "the module writes the log through GEOM, below this process, so rzil cannot record the writes and flushes to cut power under them; rzil run and rzil verify without --kernel check crash consistency of the same core";
+
+/// Set by the first SIGINT of a `--kernel` run: the committers stop and the
+/// instance is detached, instead of the process dying with the provider
+/// still attached (instances outlive the process that attached them).
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_signal: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+    // SAFETY: signal(2) is async-signal-safe; restoring the default makes
+    // a second ^C end the process at once.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
+
+/// Route the first ^C to [`INTERRUPTED`].
+fn catch_interrupt() {
+    let handler: extern "C" fn(libc::c_int) = on_interrupt;
+    // SAFETY: the handler only stores to an atomic and calls signal(2),
+    // both async-signal-safe; it stays valid for the life of the process.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+    }
+}
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// After a ^C: the instance is detached by now; say so and fail.
+fn check_interrupted() -> Outcome {
+    if interrupted() {
+        return Err(Failure(
+            "interrupted; the committers stopped and the instance was detached".into(),
+        ));
+    }
+    Ok(())
+}
 
 /// The kernel backend's options, shared by `run` and `bench`.
 #[derive(Debug, Args)]
@@ -125,10 +164,18 @@ fn run_on(
         format!("rzil run --kernel, {} threads", args.threads),
     );
     let (body, end) = with_kernel_log(ctl, provider, args.threads, |log| {
-        drive(log, config, &|_, _| {}, &mut progress)
+        drive_with(
+            log,
+            config,
+            DRIVE_STALL,
+            &interrupted,
+            &|_, _| {},
+            &mut progress,
+        )
     })?;
     let result = body.map_err(|e| body_failure(e, &end))?;
     clean(&end)?;
+    check_interrupted()?;
     let (flushes_per_commit, lwbs_issued, bytes_written, io_errors) = counters(&end, &result);
     let at = &end.attached;
     if args.json {
@@ -236,6 +283,7 @@ fn naive_slice(
 pub fn bench(args: &BenchArgs, ctl_path: &Path, provider: &str) -> Outcome {
     check_args(args.record, provider)?;
     let ctl = ControlDevice::open(ctl_path)?;
+    catch_interrupt();
     bench_on(
         &ctl,
         args,
@@ -279,10 +327,18 @@ fn bench_on(
                 })
             };
             let (body, end) = with_kernel_log(ctl, provider, threads, |log| {
-                drive(log, config, &|_, _| {}, &mut tick)
+                drive_with(
+                    log,
+                    config,
+                    DRIVE_STALL,
+                    &interrupted,
+                    &|_, _| {},
+                    &mut tick,
+                )
             })?;
             let slice = body.map_err(|e| body_failure(e, &end))?;
             clean(&end)?;
+            check_interrupted()?;
             let (_, lwbs, _, io_errors) = counters(&end, &slice);
             if io_errors > 0 {
                 return Err(Failure(format!(

@@ -200,7 +200,7 @@ impl KernelError {
                 "no GEOM provider of that name (see `geom disk list`, or make one with `mdconfig -a -t swap -s 1g`)"
             }
             libc::EBUSY if attach => {
-                "the provider is attached to an rzil instance already, or held exclusively (mounted, in a pool)"
+                "the provider is attached to an rzil instance already (left by a killed run? rzilctl detach ID), or held exclusively (mounted, in a pool)"
             }
             libc::EPERM | libc::EACCES if attach => {
                 "GEOM refused write access to the provider (read-only, or in use)"
