@@ -5,7 +5,10 @@
 //! renders every size, field offset, field size, constant and request
 //! number below as a C `_Static_assert`, which clang compiles against the
 //! real header for `x86_64-unknown-freebsd`. A header change that this file
-//! does not follow fails `make test`.
+//! does not follow fails `make test`. The assertions are rendered by the
+//! build host (x86_64 Linux in CI); these structures hold only fixed-width
+//! integers with explicit padding fields, so their layout is the same on
+//! every x86_64 target, FreeBSD's included.
 //!
 //! Request numbers use FreeBSD's encoding (`sys/ioccom.h`), not Linux's:
 //! the direction bits are the top three (`IOC_VOID` 0x2000_0000, `IOC_OUT`
