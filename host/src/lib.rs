@@ -12,6 +12,7 @@ pub mod backend;
 pub mod crashdev;
 pub mod device;
 pub mod histogram;
+pub mod kernel;
 pub mod naive;
 pub mod platform;
 pub mod ring;
