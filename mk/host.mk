@@ -4,8 +4,12 @@
 #                     file-backed device under target/ (rzil and the naive
 #                     pwrite+fdatasync baseline, interleaved per thread count)
 #
+#   check-kernel-abi    host/src/kernel/abi.rs against kmod/rzil_ioctl.h
+#   check-host-freebsd  cargo check of rzil-host for x86_64-unknown-freebsd
+#
 # The host crate's unit tests and CLI tests (host/tests/cli.rs) run under
-# `make test` through `cargo test --workspace`.
+# `make test` through `cargo test --workspace`, and the two checks above
+# through TEST_TARGETS.
 
 RZIL_BENCH_DEV ?= target/rzil-bench.dev
 RZIL_BENCH_SECONDS ?= 5
@@ -18,11 +22,23 @@ bench-host: build
 		--threads 1,4,16,64 --seconds $(RZIL_BENCH_SECONDS) --record 4K
 
 # Type-check rzil-host for FreeBSD (the DIOCGMEDIASIZE/DIOCGSECTORSIZE and
-# disk-character-device code under cfg(target_os = "freebsd")), with the
-# kmod toolchain's rustc building std from source. Opt-in: a cold run takes
-# a few minutes; add it to TEST_TARGETS when the CI budget allows.
+# disk-character-device code and the rzil.ko backend's ioctl(2) calls under
+# cfg(target_os = "freebsd"), tests and examples included), with the kmod
+# toolchain's rustc building std from source. A cold run takes ~1.5 min of
+# one core (target/host-freebsd caches it), so `make test` runs it.
 .PHONY: check-host-freebsd
-check-host-freebsd: kmod
+check-host-freebsd:
+	scripts/kmod-setup.sh
 	. .cache/kmod/env.sh && RUSTC="$$RZIL_KMOD_RUSTC" RUSTC_BOOTSTRAP=1 \
 		CARGO_TARGET_DIR=target/host-freebsd $(CARGO) check -p rzil-host \
-		--target x86_64-unknown-freebsd -Zbuild-std=std,panic_abort
+		--all-targets --target x86_64-unknown-freebsd -Zbuild-std=std,panic_abort
+
+# Hold the Rust view of the ioctl ABI (host/src/kernel/abi.rs) to
+# kmod/rzil_ioctl.h: clang-19 compiles the host's layout assertions for
+# x86_64-unknown-freebsd against the header (scripts/check-kernel-abi.sh).
+.PHONY: check-kernel-abi
+check-kernel-abi:
+	scripts/kmod-setup.sh
+	scripts/check-kernel-abi.sh
+
+TEST_TARGETS += check-kernel-abi check-host-freebsd

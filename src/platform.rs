@@ -193,6 +193,17 @@ pub trait Platform: Sync {
     /// log lock held; must only signal.
     fn wake(&self, waiter: WaiterId);
 
+    /// Fletcher-4 of `data` in host byte order (`fletcher_4_native`), used
+    /// to seal every log block; called with no lock held. The default is
+    /// the portable [`crate::format::fletcher_4_native`]. A platform with
+    /// vector units it may use (a host; not a soft-float kernel) overrides
+    /// it with an implementation picked at run time, as OpenZFS picks a
+    /// `fletcher_4_impl`, e.g. [`crate::format::fletcher_4_lanes`] compiled
+    /// for AVX2. It must return exactly what the default returns.
+    fn fletcher_4_native(&self, data: &[u8]) -> crate::format::ZioCksum {
+        crate::format::fletcher_4_native(data)
+    }
+
     /// lwb `seq` moved from state `from` to `to` (`from` is `None` when the
     /// lwb was just allocated, entering NEW). Called at every transition,
     /// in order per lwb, always one step forward

@@ -1458,7 +1458,15 @@ impl<P: Platform> Zil<P> {
             return true;
         };
         let block = &mut buf[..addr.size_bytes as usize];
-        match format::seal_slim_block(block, nused_bytes as usize, &next, &verifier) {
+        let sealed = format::seal_slim_block_with(
+            block,
+            nused_bytes as usize,
+            &next,
+            &verifier,
+            format::ByteOrder::NATIVE,
+            |data| self.platform.fletcher_4_native(data),
+        );
+        match sealed {
             Ok(len) => {
                 {
                     let mut log = self.log.lock();

@@ -28,6 +28,8 @@ use rzil_host::verify::{self, Ledger, Verdict};
 use rzil_host::volume::Volume;
 use serde_json::json;
 
+mod kernel;
+
 /// Most committer threads any subcommand starts.
 pub const THREADS_MAX: usize = 1024;
 /// Longest timed run, in seconds (a day).
@@ -115,13 +117,15 @@ struct RunArgs {
     json: bool,
     #[command(flatten)]
     device: DeviceArgs,
+    #[command(flatten)]
+    kernel: kernel::KernelArgs,
 }
 
 #[derive(Debug, Args)]
 struct BenchArgs {
     /// Log device: a file or block device.
-    #[arg(long, value_name = "PATH")]
-    dev: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "kernel")]
+    dev: Option<PathBuf>,
     /// Comma-separated committer counts.
     #[arg(long, value_name = "LIST", default_value = "1,4,16,64", value_parser = parse_threads_list)]
     threads: ThreadList,
@@ -136,6 +140,8 @@ struct BenchArgs {
     json: bool,
     #[command(flatten)]
     device: DeviceArgs,
+    #[command(flatten)]
+    kernel: kernel::KernelArgs,
 }
 
 #[derive(Debug, Args)]
@@ -453,6 +459,9 @@ fn latency_us(result: &DriveResult, q: f64) -> f64 {
 }
 
 fn run(args: RunArgs) -> Outcome {
+    if let Some((ctl, provider)) = args.kernel.selected() {
+        return kernel::run(&args, ctl, provider);
+    }
     let default_dev = args.dev == Path::new(RUN_DEVICE_DEFAULT);
     let mut device = DeviceArgs {
         create: args.device.create,
@@ -603,7 +612,13 @@ fn run(args: RunArgs) -> Outcome {
 }
 
 fn bench(args: BenchArgs) -> Outcome {
-    let volume = open_volume(&args.dev, &args.device)?;
+    if let Some((ctl, provider)) = args.kernel.selected() {
+        return kernel::bench(&args, ctl, provider);
+    }
+    let Some(dev) = args.dev.as_deref() else {
+        return Err(Failure("--dev PATH is required without --kernel".into()));
+    };
+    let volume = open_volume(dev, &args.device)?;
     let recovered = recover(&volume, args.json);
     let (mut superblock, mut slot) = (volume.superblock, volume.slot);
     let mut first_lr_seq = recovered.first_lr_seq;
@@ -616,7 +631,7 @@ fn bench(args: BenchArgs) -> Outcome {
     if !args.json {
         println!(
             "device {} ({}, {}, {} I/O); record {} bytes; {} s per measurement",
-            args.dev.display(),
+            dev.display(),
             volume.device.kind(),
             format_size_bytes(volume.device.size_bytes()),
             if volume.device.is_direct() {
@@ -674,9 +689,9 @@ fn bench(args: BenchArgs) -> Outcome {
                 None,
                 |log| drive(log, config, &|_, _| {}, &mut tick),
             )
-            .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
-            let slice = slice.map_err(|e| Failure(format!("{}: rzil: {e}", args.dev.display())))?;
-            unclean_close(&args.dev, &end)?;
+            .map_err(|e| Failure(format!("{}: {e}", dev.display())))?;
+            let slice = slice.map_err(|e| Failure(format!("{}: rzil: {e}", dev.display())))?;
+            unclean_close(dev, &end)?;
             (superblock, slot) = (end.superblock, end.slot);
             first_lr_seq = superblock.checkpoint_lr_seq;
             flushes += counting.counts().1;
@@ -691,7 +706,7 @@ fn bench(args: BenchArgs) -> Outcome {
                 })
             };
             let report = naive::run_naive(&volume.device, region.clone(), config, align, &mut tick)
-                .map_err(|e| Failure(format!("{}: naive baseline: {e}", args.dev.display())))?;
+                .map_err(|e| Failure(format!("{}: naive baseline: {e}", dev.display())))?;
             done += report.result.elapsed;
             naive_flushes += report.flushes;
             naive_result.merge(&report.result);

@@ -629,6 +629,10 @@ impl<'a, 'd> Platform for &'a HostPlatform<'d> {
             self.waiter_cvs[slot].notify_one();
         }
     }
+
+    fn fletcher_4_native(&self, data: &[u8]) -> rzil::format::ZioCksum {
+        crate::simd::fletcher_4_native(data)
+    }
 }
 
 /// Why the host log failed.

@@ -618,3 +618,71 @@ fn many_committers_of_large_records_complete() {
     ]);
     assert_eq!(run["acked_records_lost"], 0);
 }
+
+/// `--kernel` needs rzil.ko, which only FreeBSD has: elsewhere it is one
+/// clear line and status 2, for both subcommands that take it.
+#[cfg(not(target_os = "freebsd"))]
+#[test]
+fn kernel_backend_outside_freebsd_is_a_clear_error() {
+    let os = std::env::consts::OS;
+    for sub in ["run", "bench"] {
+        assert_error(
+            &[sub, "--kernel", "/dev/rzilctl", "--provider", "md0"],
+            &["--kernel drives the FreeBSD kernel module rzil.ko", os],
+        );
+        // The control device defaults to /dev/rzilctl.
+        assert_error(
+            &[sub, "--kernel", "--provider", "md0", "--json"],
+            &["FreeBSD", os],
+        );
+    }
+}
+
+/// On FreeBSD, a control device that is not there names the likely cause.
+#[cfg(target_os = "freebsd")]
+#[test]
+fn kernel_backend_without_the_module_says_so() {
+    assert_error(
+        &[
+            "run",
+            "--kernel",
+            "/nonexistent/rzilctl",
+            "--provider",
+            "md0",
+        ],
+        &["/nonexistent/rzilctl", "is rzil.ko loaded?"],
+    );
+}
+
+#[test]
+fn kernel_backend_arguments_are_checked() {
+    assert_error(&["run", "--provider", "md0"], &["--kernel"]);
+    assert_error(&["run", "--kernel", "/dev/rzilctl"], &["--provider"]);
+    assert_error(
+        &[
+            "run",
+            "--kernel",
+            "/dev/rzilctl",
+            "--provider",
+            "md0",
+            "--dev",
+            "x",
+        ],
+        &["--kernel", "--dev"],
+    );
+    assert_error(
+        &["bench", "--kernel", "--provider", "md0", "--direct"],
+        &["--kernel", "--direct"],
+    );
+    assert_error(
+        &["run", "--kernel", "--provider", "md0", "--record", "8K"],
+        &["--record 8192 bytes", "limit of 7680"],
+    );
+    let long = "x".repeat(64);
+    assert_error(
+        &["bench", "--kernel", "--provider", &long],
+        &["--provider", "at most 63"],
+    );
+    // bench without a device needs --kernel.
+    assert_error(&["bench"], &["--dev"]);
+}

@@ -9,6 +9,7 @@
  *	rzilctl stress ID RECORDS BYTES PER_COMMIT
  *					append RECORDS records of BYTES bytes,
  *					committing every PER_COMMIT of them
+ *					(and checkpointing after each commit)
  *	rzilctl checkpoint ID		free the lwbs that are durable
  *	rzilctl detach ID		detach the instance
  *
@@ -100,6 +101,7 @@ stress(int fd, uint32_t instance, uint32_t records, uint32_t bytes,
 {
 	struct rzil_ioc_append rr;
 	struct rzil_ioc_commit rc;
+	struct rzil_ioc_instance ri;
 	uint64_t start_ns, latency_ns_max;
 	uint32_t i;
 	uint8_t *payload;
@@ -131,6 +133,17 @@ stress(int fd, uint32_t instance, uint32_t records, uint32_t bytes,
 				    i);
 			if (rc.rc_latency_ns > latency_ns_max)
 				latency_ns_max = rc.rc_latency_ns;
+			/*
+			 * The module frees durable lwbs only when asked: without
+			 * a checkpoint the core stops at LWB_INFLIGHT_MAX lwbs
+			 * and the next commit waits for one forever.
+			 */
+			memset(&ri, 0, sizeof(ri));
+			ri.ri_size = sizeof(ri);
+			ri.ri_instance = instance;
+			if (ioctl(fd, RZIL_IOC_CHECKPOINT, &ri) == -1)
+				err(1, "RZIL_IOC_CHECKPOINT after record %" PRIu32,
+				    i);
 		}
 	}
 	printf("%" PRIu32 " records of %" PRIu32 " bytes in %.3f s, commit "

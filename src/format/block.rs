@@ -218,6 +218,22 @@ pub fn seal_slim_block_in(
     verifier: &ZioCksum,
     order: ByteOrder,
 ) -> Result<usize, FormatError> {
+    seal_slim_block_with(block, nused_bytes, next, verifier, order, |d| {
+        fletcher_4(d, order)
+    })
+}
+
+/// [`seal_slim_block_in`] with the fletcher-4 supplied by the caller:
+/// `fletcher_4_in_order(data)` must return `fletcher_4(data, order)` (a
+/// platform's vector implementation, see `Platform::fletcher_4_native`).
+pub fn seal_slim_block_with(
+    block: &mut [u8],
+    nused_bytes: usize,
+    next: &Blkptr,
+    verifier: &ZioCksum,
+    order: ByteOrder,
+    fletcher_4_in_order: impl FnOnce(&[u8]) -> ZioCksum,
+) -> Result<usize, FormatError> {
     if nused_bytes < ZIL_CHAIN_BYTES {
         return Err(FormatError::NusedBelowHeader { nused_bytes });
     }
@@ -247,7 +263,7 @@ pub fn seal_slim_block_in(
     // The zero fill is summed in closed form rather than read (from the
     // first whole zero word; a partly used word is read as it is).
     let head_bytes = nused_bytes.next_multiple_of(FLETCHER_4_WORD_BYTES);
-    let head = fletcher_4(block.get(..head_bytes).ok_or(too_big)?, order);
+    let head = fletcher_4_in_order(block.get(..head_bytes).ok_or(too_big)?);
     let zero_words = ((write_bytes - head_bytes) / FLETCHER_4_WORD_BYTES) as u64;
     let sum = fletcher_4_extend_zeros(head, zero_words);
     sum.encode_in(block.get_mut(chain_offsets::CKSUM..).ok_or(too_big)?, order)

@@ -56,8 +56,8 @@ pub mod replay;
 pub mod types;
 
 pub use block::{
-    seal_slim_block, seal_slim_block_in, verify_block, BlockError, BlockFormat, FormatError,
-    VerifiedBlock,
+    seal_slim_block, seal_slim_block_in, seal_slim_block_with, verify_block, BlockError,
+    BlockFormat, FormatError, VerifiedBlock,
 };
 pub use chain::{
     walk_chain, BlockInfo, BlockSource, ChainEnd, ChainVisitor, PointerError, WalkLimits,
@@ -68,7 +68,8 @@ pub use dump::{dump_block, dump_chain, infer_block, DumpSink};
 pub use endian::ByteOrder;
 pub use fletcher::{
     fletcher_2, fletcher_2_byteswap, fletcher_2_native, fletcher_4, fletcher_4_byteswap,
-    fletcher_4_extend_zeros, fletcher_4_native,
+    fletcher_4_extend_zeros, fletcher_4_lanes, fletcher_4_native, fletcher_4_serial,
+    FLETCHER_4_LANES_MAX,
 };
 pub use record::{Record, RecordError, RecordInfo, RecordIter, WriteInfo, WriteKind};
 pub use replay::{replay_log, ReplayFailure, ReplaySummary, Replayer};

@@ -5,11 +5,12 @@
 //! fill, seal with fletcher-4, submit), the write and flush completions, the
 //! poll that sees the waiter done, and a checkpoint every 16 commits.
 //!
-//! `cargo run --release --features testkit --example commit_cost -- N [BATCH]`
+//! `cargo run --release -p rzil-host --example commit_cost -- N [BATCH]`
 //! commits N records, BATCH per commit (default 1: a lone committer).
 //! `make bench-core` runs it under callgrind for two values of N and prints
 //! instructions per record from the difference (which cancels start-up).
 
+use rzil::format::ZioCksum;
 use rzil::itx::Itx;
 use rzil::lwb::LwbObj;
 use rzil::{
@@ -140,6 +141,9 @@ impl<'a> Platform for &'a Lean {
         Err(IoError::Io)
     }
     fn wake(&self, _w: WaiterId) {}
+    fn fletcher_4_native(&self, data: &[u8]) -> ZioCksum {
+        rzil_host::simd::fletcher_4_native(data)
+    }
 }
 
 fn main() {
