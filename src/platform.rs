@@ -212,9 +212,10 @@ pub trait Platform: Sync {
     /// with the log lock (`zl_lock`) held, except for the log's first lwb,
     /// which [`crate::Zil::new`] reports before the log is shared. It
     /// must only record: bump a counter, fire a trace probe, take at most
-    /// a leaf lock of its own; never sleep, never call into the core. An
-    /// lwb leaves the list (a checkpoint freed it) only from FLUSH_DONE.
-    /// The default records nothing.
+    /// a leaf lock of its own; never sleep, never call into the core.
+    /// Freeing is not reported: a checkpoint frees only FLUSH_DONE lwbs
+    /// (`Stats::lwbs_freed` counts them), and dropping the `Zil` drops the
+    /// rest wherever they stand. The default records nothing.
     fn lwb_state_changed(
         &self,
         seq: u64,

@@ -84,6 +84,9 @@ pub struct MemState {
     /// The state each lwb was last reported in; an lwb leaves the map when
     /// it reaches FLUSH_DONE, its last state.
     pub lwb_reported: BTreeMap<u64, LwbState>,
+    /// `get_data` fails with `IoError::Io` for this object (WR_NEED_COPY
+    /// data that cannot be read: its lwb is issued carrying the error).
+    pub get_data_fails_foid: Option<u64>,
 }
 
 /// The in-memory platform. `RawMutex` is a spin lock.
@@ -374,6 +377,9 @@ impl<'a> Platform for &'a MemPlatform {
     }
 
     fn get_data(&self, foid: u64, offset: u64, out: &mut [u8]) -> Result<(), IoError> {
+        if self.st().get_data_fails_foid == Some(foid) {
+            return Err(IoError::Io);
+        }
         for (i, b) in out.iter_mut().enumerate() {
             *b = pattern_byte(foid, offset + i as u64);
         }

@@ -1323,8 +1323,15 @@ impl<P: Platform> Zil<P> {
                 (sub, n)
             };
             // zl_lock dropped: only locals from here on.
-            self.submit(sub);
+            let completed = self.submit(sub);
             next = n;
+            if completed && next.is_none() {
+                // The write completed right here (with its error), not in
+                // an `io_done` that would pick up a hand-off: pick it up
+                // now, in this loop. Recursing through `io_done` instead
+                // would leave the kernel stack depth unbounded.
+                next = self.log.lock().handoff.take();
+            }
         }
         if let Some(ready) = next {
             // Never drop an lwb: park it for the next completion or commit.
@@ -1435,8 +1442,9 @@ impl<P: Platform> Zil<P> {
 
     /// Seal the block and submit its write, with no lock held. An lwb that
     /// carries an error is not written: its write zio completes with the
-    /// error right here, as OpenZFS's `zio_null` carrying `lwb_error` does.
-    fn submit(&self, sub: Submission<P>) {
+    /// error right here, as OpenZFS's `zio_null` carrying `lwb_error` does;
+    /// then this returns `true` and the caller resumes any hand-off.
+    fn submit(&self, sub: Submission<P>) -> bool {
         let Submission {
             io,
             addr,
@@ -1446,8 +1454,8 @@ impl<P: Platform> Zil<P> {
             next,
         } = sub;
         let Some(addr) = addr else {
-            let _ = self.io_done(io, Err(IoError::Io));
-            return;
+            let _ = self.complete_io(io, Err(IoError::Io));
+            return true;
         };
         let block = &mut buf[..addr.size_bytes as usize];
         let sealed = format::seal_slim_block_with(
@@ -1466,9 +1474,11 @@ impl<P: Platform> Zil<P> {
                     log.stats.write_bytes += len as u64;
                 }
                 self.platform.submit_write(io, addr, buf, len);
+                false
             }
             Err(_) => {
-                let _ = self.io_done(io, Err(IoError::Io));
+                let _ = self.complete_io(io, Err(IoError::Io));
+                true
             }
         }
     }
@@ -1477,6 +1487,15 @@ impl<P: Platform> Zil<P> {
     /// held. Errors are returned for completions the core did not expect
     /// (stale or duplicate); they change nothing.
     pub fn io_done(&self, io: IoToken, result: Result<(), IoError>) -> Result<(), Error> {
+        self.complete_io(io, result)?;
+        self.resume_handoff();
+        Ok(())
+    }
+
+    /// [`io_done`](Zil::io_done) without resuming a hand-off: for the
+    /// completions `submit` makes itself, whose caller (`issue`) resumes
+    /// it in its own loop, so `issue` never recurses through `io_done`.
+    fn complete_io(&self, io: IoToken, result: Result<(), IoError>) -> Result<(), Error> {
         let mut flushes = FlushList::new();
         let mut resume;
         {
@@ -1565,7 +1584,6 @@ impl<P: Platform> Zil<P> {
             };
         }
         debug_assert!(resume.is_none(), "settling outran its bound");
-        self.resume_handoff();
         Ok(())
     }
 

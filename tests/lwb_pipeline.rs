@@ -744,3 +744,112 @@ fn released_waiter_slots_are_reused_with_a_new_generation() {
     p.complete_all(&zil);
     assert_eq!(poll(&zil, w2), WaitStatus::Done(Ok(())));
 }
+
+/// Threads commit at once while another completes I/O in random order and
+/// checkpoints, and one record's data cannot be read (its lwb is issued
+/// carrying the error and completes on the spot): issue chains hand off
+/// (the test kit's `ISSUE_CHAIN_MAX` is 2), the log fails, and still every
+/// waiter finishes, every lwb steps legally and no rule is broken.
+#[test]
+fn concurrent_committers_with_failing_fills_all_finish() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const COMMITTERS: u64 = 4;
+    const COMMITS_PER_THREAD: u64 = 300;
+    const BAD_FOID: u64 = 13;
+    const COMMIT_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+    let p = MemPlatform::new(256 * MIB, 64);
+    p.st().get_data_fails_foid = Some(BAD_FOID);
+    let zil = new_log(&p);
+    let committing = AtomicUsize::new(COMMITTERS as usize);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            loop {
+                // Free what is durable, as the kernel's checkpoint ioctl does;
+                // without it the lwb list fills and commits wait for room.
+                zil.checkpoint(zil.durable_lr_seq()).expect("checkpoint");
+                let n = p.pending_len();
+                if n == 0 {
+                    if committing.load(Ordering::Acquire) == 0 {
+                        break;
+                    }
+                    std::thread::yield_now();
+                    continue;
+                }
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Only this thread completes I/O: pending I/O can only
+                // grow meanwhile, so the index stays valid.
+                p.complete(&zil, (x % n as u64) as usize, Ok(()));
+            }
+        });
+        for t in 0..COMMITTERS {
+            let (p, zil, committing) = (&p, &zil, &committing);
+            s.spawn(move || {
+                // Counts this committer out even if it panics, so the
+                // completer stops and the panic is reported.
+                struct Out<'a>(&'a AtomicUsize);
+                impl Drop for Out<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+                let _out = Out(committing);
+                for i in 0..COMMITS_PER_THREAD {
+                    let foid = if t == 0 && i == COMMITS_PER_THREAD / 2 {
+                        BAD_FOID
+                    } else {
+                        t + 1
+                    };
+                    let rec = Record::Write {
+                        foid,
+                        offset: i * 4096,
+                        data: WriteData::NeedCopy {
+                            length: 512 + 64 * (i % 40),
+                        },
+                    };
+                    let mut assigned = zil.assign(1, &rec);
+                    let started = std::time::Instant::now();
+                    while matches!(assigned, Err(Error::Backpressure(_)))
+                        && started.elapsed() < COMMIT_WAIT_MAX
+                    {
+                        std::thread::yield_now();
+                        assigned = zil.assign(1, &rec);
+                    }
+                    if assigned.is_err() {
+                        break;
+                    }
+                    let Ok(w) = zil.commit() else { break };
+                    let mut done = false;
+                    let started = std::time::Instant::now();
+                    while started.elapsed() < COMMIT_WAIT_MAX {
+                        match zil.waiter_poll(w).expect("live waiter") {
+                            WaitStatus::Done(_) => {
+                                done = true;
+                                break;
+                            }
+                            WaitStatus::Pending {
+                                deadline_ns: Some(d),
+                            } => {
+                                if <&MemPlatform as rzil::Platform>::now_ns(&p) >= d {
+                                    zil.waiter_timeout(w).expect("live waiter");
+                                } else {
+                                    p.advance_ns(1_000);
+                                }
+                            }
+                            WaitStatus::Pending { deadline_ns: None } => std::thread::yield_now(),
+                        }
+                    }
+                    assert!(done, "thread {t}: commit {i} never finished");
+                }
+            });
+        }
+    });
+    assert!(
+        zil.failure().is_some(),
+        "the unreadable record failed the log"
+    );
+    p.complete_all(&zil);
+    check_transitions(&p, &zil);
+}
