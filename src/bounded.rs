@@ -7,6 +7,7 @@
 //! capacity stays the compile-time `N`: index arithmetic is by a constant.
 //! Pushing past the capacity hands the item back instead of growing.
 
+use core::mem::ManuallyDrop;
 use core::ops::{Deref, DerefMut};
 
 /// Inline storage of `N` slots.
@@ -183,13 +184,88 @@ impl<T, S: DerefMut<Target = [Option<T>]>, const N: usize> BoundedVec<S, N> {
         Ok(())
     }
 
-    /// Take every item out, in push order, leaving the vector empty.
-    pub(crate) fn drain<'a>(&'a mut self) -> impl Iterator<Item = T> + 'a
-    where
-        T: 'a,
-    {
+    /// Take every item out, in push order, leaving the vector empty; items
+    /// the caller does not iterate to are dropped with the iterator.
+    pub(crate) fn drain(&mut self) -> Drain<'_, T> {
         let n = core::mem::replace(&mut self.len, 0);
-        self.slots[..n].iter_mut().filter_map(Option::take)
+        Drain {
+            slots: self.slots[..n].iter_mut(),
+        }
+    }
+}
+
+/// The iterator of [`BoundedVec::drain`].
+#[derive(Debug)]
+pub(crate) struct Drain<'a, T> {
+    slots: core::slice::IterMut<'a, Option<T>>,
+}
+
+impl<T> Iterator for Drain<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.slots.by_ref().find_map(Option::take)
+    }
+}
+
+impl<T> Drop for Drain<'_, T> {
+    fn drop(&mut self) {
+        // Slots past the vector's (now zero) length must be empty.
+        self.slots.by_ref().for_each(|s| drop(s.take()));
+    }
+}
+
+/// Inline storage whose own drop glue does not visit its slots (dropping
+/// an array of 128 `Option`s tests all 128, even when one was used: about
+/// 640 instructions per lone commit). Only [`DrainOnDrop`] uses it; it
+/// empties the slots it filled before the storage goes.
+#[derive(Debug)]
+pub(crate) struct Undropped<T, const N: usize>(ManuallyDrop<[Option<T>; N]>);
+
+impl<T, const N: usize> Deref for Undropped<T, N> {
+    type Target = [Option<T>];
+    fn deref(&self) -> &[Option<T>] {
+        &self.0[..]
+    }
+}
+
+impl<T, const N: usize> DerefMut for Undropped<T, N> {
+    fn deref_mut(&mut self) -> &mut [Option<T>] {
+        &mut self.0[..]
+    }
+}
+
+/// A [`BoundedVec`] over inline storage that drops only the items it holds
+/// (its first `len` slots; every later slot is empty by construction).
+#[derive(Debug)]
+pub(crate) struct DrainOnDrop<T, const N: usize>(BoundedVec<Undropped<T, N>, N>);
+
+impl<T, const N: usize> DrainOnDrop<T, N> {
+    /// An empty vector. A constant expression, so the compiler fills the
+    /// final place directly.
+    pub(crate) const fn new() -> Self {
+        Self(BoundedVec {
+            slots: Undropped(ManuallyDrop::new([const { None }; N])),
+            len: 0,
+        })
+    }
+}
+
+impl<T, const N: usize> Deref for DrainOnDrop<T, N> {
+    type Target = BoundedVec<Undropped<T, N>, N>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<T, const N: usize> DerefMut for DrainOnDrop<T, N> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl<T, const N: usize> Drop for DrainOnDrop<T, N> {
+    fn drop(&mut self) {
+        self.0.drain().for_each(drop);
     }
 }
 
@@ -213,6 +289,24 @@ mod tests {
         assert_eq!(r.front(), Some(&7));
         assert_eq!(r.len(), 3);
         assert!(r.is_full());
+    }
+
+    #[test]
+    fn drain_on_drop_drops_what_it_holds() {
+        let live = std::rc::Rc::new(());
+        {
+            let mut v: DrainOnDrop<std::rc::Rc<()>, 4> = DrainOnDrop::new();
+            v.push(live.clone()).unwrap();
+            v.push(live.clone()).unwrap();
+            assert_eq!(std::rc::Rc::strong_count(&live), 3);
+            let first = v.drain().next();
+            assert!(first.is_some());
+            drop(first);
+            // drain() takes every item even if not iterated to the end.
+            v.push(live.clone()).unwrap();
+            assert_eq!(v.len(), 1);
+        }
+        assert_eq!(std::rc::Rc::strong_count(&live), 1, "nothing leaked");
     }
 
     #[test]

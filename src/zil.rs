@@ -44,7 +44,7 @@
 //! the error, and new commits get [`Error::LogFailed`]. The chain on disk
 //! stays valid up to the last lwb that completed.
 
-use crate::bounded::{self, BoundedVec, Inline, Ring};
+use crate::bounded::{self, BoundedVec, DrainOnDrop, Inline, Ring};
 use crate::error::{Error, IoError, Limit};
 use crate::format::{self, Blkptr, LrCommon, LrWrite, ZioCksum};
 use crate::itx::{round8, Itx, ItxKind, Record, WriteKind};
@@ -323,7 +323,7 @@ type ItxSlots<P> = <P as Platform>::Slots<Option<<P as Platform>::ItxBox>>;
 /// fills its buffer. One such list (1 KiB with pointer-sized boxes) is a
 /// local of each thread that closes lwbs, lent to `close_tail` and
 /// `fill_and_issue`, so it is never moved or copied on the stack.
-type ClosedItxs<P> = BoundedVec<Inline<<P as Platform>::ItxBox, LWB_ITXS_MAX>, LWB_ITXS_MAX>;
+type ClosedItxs<P> = DrainOnDrop<<P as Platform>::ItxBox, LWB_ITXS_MAX>;
 
 /// A closed lwb travelling to the thread that fills and issues it; its
 /// records travel beside it in a [`ClosedItxs`].
