@@ -7,7 +7,7 @@ use crate::rng::Rng;
 use crate::slab::{SimRawMutex, SlabBox, TrashSlab};
 use rzil::format::{self, Blkptr, ByteOrder, RecordIter, ZioCksum};
 use rzil::itx::Itx;
-use rzil::lwb::LwbObj;
+use rzil::lwb::{LwbObj, LwbState};
 use rzil::{AllocError, BlockAddr, IndirectBlock, IoError, IoKind, IoToken, Platform, WaiterId};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +67,13 @@ pub struct SimState {
     pub pieces: HashMap<u64, Vec<Piece>>,
     /// Rule breaks the platform saw.
     pub violations: Vec<String>,
+    /// The state each lwb was last reported in through
+    /// `lwb_state_changed` (removed at FLUSH_DONE, its last state).
+    lwb_reported: HashMap<u64, LwbState>,
+    /// Block seq of the newest lwb reported entering NEW.
+    lwb_newest: Option<u64>,
+    /// lwb state transitions reported so far.
+    pub lwb_transitions: u64,
     /// Used pages of each log vdev.
     pages: Vec<Vec<bool>>,
     cursor: Vec<u64>,
@@ -111,6 +118,9 @@ impl SimPlatform {
                 written: HashSet::new(),
                 pieces: HashMap::new(),
                 violations: Vec::new(),
+                lwb_reported: HashMap::new(),
+                lwb_newest: None,
+                lwb_transitions: 0,
                 pages: vec![vec![false; pages]; 2],
                 cursor: vec![0; 2],
                 data_next_bytes: 0,
@@ -387,5 +397,82 @@ impl<'a> Platform for &'a SimPlatform {
 
     fn wake(&self, waiter: WaiterId) {
         self.st().woken.push(waiter);
+    }
+
+    /// Every lwb must step NEW → OPENED → … → FLUSH_DONE one state at a
+    /// time, and new lwbs must come in block-seq order; anything else is a
+    /// violation the runner reports after the step.
+    fn lwb_state_changed(&self, seq: u64, from: Option<LwbState>, to: LwbState) {
+        let mut st = self.st();
+        st.lwb_transitions += 1;
+        let known = st.lwb_reported.get(&seq).copied();
+        let legal = match (known, from) {
+            (None, None) => to == LwbState::New && st.lwb_newest.is_none_or(|n| n + 1 == seq),
+            (Some(k), Some(f)) => k == f && to as u8 == f as u8 + 1,
+            _ => false,
+        };
+        if !legal {
+            st.violations.push(format!(
+                "lwb {seq}: state change {from:?} -> {to:?} after {known:?}"
+            ));
+        }
+        if from.is_none() {
+            st.lwb_newest = Some(seq);
+        }
+        if to == LwbState::FlushDone {
+            st.lwb_reported.remove(&seq);
+        } else {
+            st.lwb_reported.insert(seq, to);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rzil::{Config, Record, WriteData, Zil};
+
+    #[test]
+    fn illegal_lwb_steps_are_violations() {
+        let p = SimPlatform::new(1, 1, false, 1 << 20);
+        let pf = &p;
+        pf.lwb_state_changed(5, None, LwbState::New);
+        pf.lwb_state_changed(5, Some(LwbState::New), LwbState::Opened);
+        assert!(p.st().violations.is_empty());
+        // Skipping CLOSED, a seq gap, and a step from a state it is not in.
+        pf.lwb_state_changed(5, Some(LwbState::Opened), LwbState::Ready);
+        pf.lwb_state_changed(7, None, LwbState::New);
+        pf.lwb_state_changed(9, Some(LwbState::Issued), LwbState::WriteDone);
+        assert_eq!(p.st().violations.len(), 3, "{:?}", p.st().violations);
+    }
+
+    #[test]
+    fn a_committed_record_reports_every_step_of_its_lwb() {
+        let p = SimPlatform::new(2, 1, false, 1 << 20);
+        let zil = Zil::new(&p, Config::new(1)).expect("log");
+        let data = [7u8; 512];
+        let rec = Record::Write {
+            foid: 1,
+            offset: 0,
+            data: WriteData::Copied(&data),
+        };
+        zil.assign(1, &rec).expect("assign");
+        let _w = zil.commit().expect("commit");
+        // Complete the write, then the flush it triggers.
+        for _ in 0..4 {
+            let pending: Vec<IoToken> = p.st().pending.drain(..).map(|io| io.io).collect();
+            for io in pending {
+                if io.kind() == IoKind::Write {
+                    // What the runner records when a block write completes.
+                    p.st().written.insert(io.lwb_seq());
+                }
+                zil.io_done(io, Ok(())).expect("completion");
+            }
+        }
+        let st = p.st();
+        assert!(st.violations.is_empty(), "{:?}", st.violations);
+        // lwb 1: NEW..FLUSH_DONE (7 reports, its NEW from Zil::new); the
+        // successor allocated at its close: NEW.
+        assert_eq!(st.lwb_transitions, 8);
     }
 }
