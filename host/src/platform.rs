@@ -18,11 +18,12 @@
 //! board, slab free lists) are leaves: none is held while calling into the
 //! core or while taking another.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -64,6 +65,14 @@ pub const CHECKPOINT_RING_USED_PCT: u64 = 25;
 pub const CHECKPOINT_INTERVAL_MAX: Duration = Duration::from_secs(1);
 /// Longest sleep between retries of a commit under back-pressure.
 pub const RETRY_SLEEP_MAX: Duration = Duration::from_millis(5);
+/// Committers a thread unparks itself when it finds others to wake (the
+/// one that completed their commits, and each committer woken).
+pub const WAKE_FANOUT: usize = 2;
+/// A committer whose lwb is still open sleeps at most this long before it
+/// closes that lwb itself. Normally the tail is closed long before, by the
+/// flusher when its `fdatasync` ends or by the last committer to go to
+/// sleep; this only bounds the wait if neither happens.
+pub const TAIL_HOLD_MAX: Duration = Duration::from_millis(1);
 /// A commit waiter not woken within this long is reported as stuck rather
 /// than waited for forever.
 pub const WAITER_STALL: Duration = Duration::from_secs(30);
@@ -159,23 +168,90 @@ impl DerefMut for PoolBuf {
     }
 }
 
+/// A block write the core submitted.
 #[derive(Debug)]
-enum Job {
-    Write {
-        io: IoToken,
-        addr: BlockAddr,
-        buf: PoolBuf,
-        len_bytes: usize,
-    },
-    Flush {
-        io: IoToken,
-    },
+struct WriteJob {
+    io: IoToken,
+    addr: BlockAddr,
+    buf: PoolBuf,
+    len_bytes: usize,
+}
+
+/// Work a thread takes from the [`IoQueue`].
+#[derive(Debug)]
+enum Work {
+    Write(WriteJob),
+    /// One `fdatasync` for every flush in the batch: each was submitted
+    /// after its lwb's write completed, and the batch was taken before the
+    /// `fdatasync` began, so that one flush covers every write behind them.
+    Flush(Vec<IoToken>),
 }
 
 #[derive(Debug, Default)]
 struct IoQueue {
-    jobs: VecDeque<Job>,
+    writes: VecDeque<WriteJob>,
+    /// Flushes the core asked for and no `fdatasync` has started for yet.
+    flushes: Vec<IoToken>,
+    /// An emptied batch vector to reuse (no allocation per flush).
+    spare: Vec<IoToken>,
+    /// An `fdatasync` is in progress: later flush requests wait for the
+    /// next one (they may cover writes that completed after it began).
+    flushing: bool,
+    /// The latest committer seen waiting on an open lwb: closing "its"
+    /// lwb (`Zil::waiter_timeout`) closes the open tail when nobody else
+    /// will add to it. Guarded with `flushing` so a committer cannot
+    /// register just as the flusher looks.
+    tail_waiter: Option<WaiterId>,
     shutdown: bool,
+}
+
+impl IoQueue {
+    /// Next work for the calling thread: writes first (a later flush then
+    /// covers them too), else every pending flush as one batch unless an
+    /// `fdatasync` is already running.
+    fn take(&mut self) -> Option<Work> {
+        if let Some(job) = self.writes.pop_front() {
+            return Some(Work::Write(job));
+        }
+        if self.flushing || self.flushes.is_empty() {
+            return None;
+        }
+        self.flushing = true;
+        let batch = std::mem::replace(&mut self.flushes, std::mem::take(&mut self.spare));
+        Some(Work::Flush(batch))
+    }
+
+    fn has_work(&self) -> bool {
+        !self.writes.is_empty() || (!self.flushing && !self.flushes.is_empty())
+    }
+
+    fn len(&self) -> usize {
+        self.writes.len() + self.flushes.len()
+    }
+}
+
+/// Where the committer holding waiter slot `i` sleeps.
+#[derive(Debug, Default)]
+struct Parking(Mutex<ParkState>);
+
+#[derive(Debug, Default)]
+struct ParkState {
+    /// The waiter [`Platform::wake`] signalled and nobody consumed yet.
+    /// It names the generation too: a wake left over from the slot's
+    /// previous holder is not taken for the present one's.
+    woken: Option<WaiterId>,
+    /// The thread to unpark (the slot's present or last holder).
+    thread: Option<Thread>,
+}
+
+/// How a committer's sleep ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parked {
+    Woken,
+    TimedOut,
+    /// It was the last committer running and the device is idle: close
+    /// the open tail through this waiter before sleeping.
+    CloseTail(WaiterId),
 }
 
 /// Called with each block the log wrote (after the write succeeded, before
@@ -188,8 +264,11 @@ pub type BlockObserver<'d> = &'d (dyn Fn(u64, &[u8]) + Sync);
 pub struct PlatformStats {
     /// Block writes performed.
     pub writes: u64,
-    /// Flushes performed.
+    /// Flushes performed (`fdatasync` calls).
     pub flushes: u64,
+    /// Flushes the core asked for; one `fdatasync` serves every request
+    /// pending when it starts, so this can exceed [`Self::flushes`].
+    pub flush_requests: u64,
     /// Superblock updates (checkpoints that moved the head or the seq).
     pub superblock_writes: u64,
     /// Most jobs ever waiting in the I/O queue.
@@ -204,8 +283,13 @@ pub struct HostPlatform<'d> {
     pending_free: Mutex<Vec<BlockAddr>>,
     queue: Mutex<IoQueue>,
     queue_cv: Condvar,
-    woken: Mutex<Vec<bool>>,
-    waiter_cvs: Vec<Condvar>,
+    parking: Vec<Parking>,
+    /// Waiter slots signalled but not unparked yet (see `relay_wakes`).
+    to_wake: Mutex<Vec<u16>>,
+    /// Committers inside a commit and not asleep: when the last one goes to
+    /// sleep and no `fdatasync` is running, nobody is left to add records
+    /// to the open tail, so it is closed then rather than at a timeout.
+    active_committers: AtomicUsize,
     lwbs: Slab<LwbObj>,
     itxs: Slab<Itx>,
     bufs: Slab<AlignedBuf>,
@@ -213,6 +297,7 @@ pub struct HostPlatform<'d> {
     observer: Option<BlockObserver<'d>>,
     writes: AtomicU64,
     flushes: AtomicU64,
+    flush_requests: AtomicU64,
     superblock_writes: AtomicU64,
     io_queue_jobs_max: AtomicUsize,
     checkpoint_kicked: Mutex<bool>,
@@ -265,8 +350,11 @@ impl<'d> HostPlatform<'d> {
             pending_free: Mutex::new(Vec::new()),
             queue: Mutex::new(IoQueue::default()),
             queue_cv: Condvar::new(),
-            woken: Mutex::new(vec![false; COMMIT_WAITERS_MAX]),
-            waiter_cvs: (0..COMMIT_WAITERS_MAX).map(|_| Condvar::new()).collect(),
+            parking: (0..COMMIT_WAITERS_MAX)
+                .map(|_| Parking::default())
+                .collect(),
+            active_committers: AtomicUsize::new(0),
+            to_wake: Mutex::new(Vec::with_capacity(COMMIT_WAITERS_MAX)),
             lwbs: Slab::new(LWB_POOL_OBJECTS_MAX),
             itxs: Slab::new(ITX_POOL_OBJECTS_MAX),
             bufs: Slab::new(BUF_POOL_BUFFERS_MAX),
@@ -274,6 +362,7 @@ impl<'d> HostPlatform<'d> {
             observer,
             writes: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
+            flush_requests: AtomicU64::new(0),
             superblock_writes: AtomicU64::new(0),
             io_queue_jobs_max: AtomicUsize::new(0),
             checkpoint_kicked: Mutex::new(false),
@@ -288,100 +377,198 @@ impl<'d> HostPlatform<'d> {
         PlatformStats {
             writes: self.writes.load(Ordering::Relaxed),
             flushes: self.flushes.load(Ordering::Relaxed),
+            flush_requests: self.flush_requests.load(Ordering::Relaxed),
             superblock_writes: self.superblock_writes.load(Ordering::Relaxed),
             io_queue_jobs_max: self.io_queue_jobs_max.load(Ordering::Relaxed) as u64,
         }
     }
 
-    fn push_job(&self, job: Job) {
+    /// Queue work for whoever serves the queue. A thread that will serve
+    /// the queue itself before it sleeps (see `HelperGuard`) takes it
+    /// there; waking a completion thread for it would only race it for the
+    /// work and cost a context switch.
+    fn push_work(&self, push: impl FnOnce(&mut IoQueue)) {
         let mut queue = self.queue.lock();
-        queue.jobs.push_back(job);
+        push(&mut queue);
         self.io_queue_jobs_max
-            .fetch_max(queue.jobs.len(), Ordering::Relaxed);
-        // A committer about to wait runs the jobs it submits itself (see
-        // `HelperGuard`); waking a completion thread for them would only
-        // race it for the job and cost a context switch.
-        if !WILL_HELP.with(Cell::get) {
+            .fetch_max(queue.len(), Ordering::Relaxed);
+        if !WILL_HELP.with(Cell::get) && queue.has_work() {
             self.queue_cv.notify_one();
         }
     }
 
     /// Hand whatever is queued to the completion threads (a helper is done).
     fn notify_if_queued(&self) {
-        if !self.queue.lock().jobs.is_empty() {
+        if self.queue.lock().has_work() {
             self.queue_cv.notify_one();
         }
     }
 
-    /// Serve the I/O queue until [`shutdown`](Self::shutdown) and the queue
-    /// is empty: perform each job, then report it to `zil`. Run this on
-    /// [`IO_THREADS`] threads.
+    /// Serve the I/O queue until [`shutdown`](Self::shutdown) and nothing
+    /// is left: perform each piece of work, then report it to `zil`. Run
+    /// this on [`IO_THREADS`] threads.
     pub fn serve_io(&self, zil: &Zil<&HostPlatform<'d>>) {
+        // This thread serves the queue until it is empty before it sleeps:
+        // what its own completions submit is its to run.
+        WILL_HELP.with(|flag| flag.set(true));
         loop {
-            let job = {
+            let work = {
                 let mut queue = self.queue.lock();
                 loop {
-                    if let Some(job) = queue.jobs.pop_front() {
-                        break job;
+                    if let Some(work) = queue.take() {
+                        break work;
                     }
-                    if queue.shutdown {
+                    // Another thread's `fdatasync` may still add work;
+                    // it notifies all when it ends after shutdown.
+                    if queue.shutdown && !queue.flushing && queue.flushes.is_empty() {
                         return;
                     }
                     self.queue_cv.wait(&mut queue);
                 }
             };
-            self.run_job(job, zil);
+            self.run(work, zil);
         }
     }
 
-    /// Perform one queued job, if there is one, on the calling thread: a
-    /// committer waiting for its commit helps instead of sleeping, which
-    /// saves the hand-offs to and from a completion thread (the lone
-    /// committer then pays one pwrite + one fdatasync and nothing else).
-    /// This is not a synchronous completion: the core's submission call
-    /// returned long before.
+    /// Perform one piece of queued work, if there is any, on the calling
+    /// thread: a committer waiting for its commit helps instead of
+    /// sleeping, which saves the hand-offs to and from a completion thread
+    /// (the lone committer then pays one pwrite + one fdatasync and nothing
+    /// else). This is not a synchronous completion: the core's submission
+    /// call returned long before.
     fn help_once(&self, zil: &Zil<&HostPlatform<'d>>) -> bool {
-        let job = self.queue.lock().jobs.pop_front();
-        match job {
-            Some(job) => {
-                self.run_job(job, zil);
+        let work = self.queue.lock().take();
+        match work {
+            Some(work) => {
+                self.run(work, zil);
                 true
             }
             None => false,
         }
     }
 
-    fn run_job(&self, job: Job, zil: &Zil<&HostPlatform<'d>>) {
-        let (io, result) = match job {
-            Job::Write {
-                io,
-                addr,
-                mut buf,
-                len_bytes,
-            } => {
-                let result = self.write_block(addr, &mut buf, len_bytes);
-                if result.is_ok() {
-                    if let Some(observe) = self.observer {
-                        observe(io.lwb_seq(), &buf[..len_bytes]);
-                    }
-                }
-                drop(buf);
-                (io, result)
-            }
-            Job::Flush { io } => {
-                self.flushes.fetch_add(1, Ordering::Relaxed);
-                (io, self.dev.flush().map_err(|e| self.io_failed(&e)))
-            }
-        };
-        // A completion the core rejects (stale, duplicate) changes nothing
-        // in it; there is nobody to tell but the counters.
-        let _ = zil.io_done(io, result);
+    fn run(&self, work: Work, zil: &Zil<&HostPlatform<'d>>) {
+        // Commit waiters the completions below signal are unparked after
+        // `io_done` returns, not under the core's log lock.
+        DEFER_WAKES.with(|flag| flag.set(true));
+        match work {
+            Work::Write(job) => self.run_write(job, zil),
+            Work::Flush(batch) => self.run_flush(batch, zil),
+        }
+        DEFER_WAKES.with(|flag| flag.set(false));
+        self.unpark_deferred();
         // The core keeps FLUSH_DONE lwbs listed until a checkpoint frees
         // them, and stops at LWB_INFLIGHT_MAX: free them here, in memory,
         // as soon as half the list is used. Their blocks stay reserved until
         // the checkpoint actor persists a superblock past them.
         if self.lwbs_in_use() >= CHECKPOINT_LWBS_IN_USE {
             let _ = self.checkpoint_in_memory(zil);
+        }
+    }
+
+    fn run_write(&self, job: WriteJob, zil: &Zil<&HostPlatform<'d>>) {
+        let WriteJob {
+            io,
+            addr,
+            mut buf,
+            len_bytes,
+        } = job;
+        let result = self.write_block(addr, &mut buf, len_bytes);
+        if result.is_ok() {
+            if let Some(observe) = self.observer {
+                observe(io.lwb_seq(), &buf[..len_bytes]);
+            }
+        }
+        drop(buf);
+        // A completion the core rejects (stale, duplicate) changes nothing
+        // in it; there is nobody to tell but the counters.
+        let _ = zil.io_done(io, result);
+    }
+
+    fn run_flush(&self, mut batch: Vec<IoToken>, zil: &Zil<&HostPlatform<'d>>) {
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        let result = self.dev.flush().map_err(|e| self.io_failed(&e));
+        for io in batch.drain(..) {
+            let _ = zil.io_done(io, result);
+        }
+        // Wake the committers this flush made durable first: they run on
+        // the other CPU while this thread starts the next flush.
+        DEFER_WAKES.with(|flag| flag.set(false));
+        self.unpark_deferred();
+        let tail_waiter = {
+            let mut queue = self.queue.lock();
+            queue.flushing = false;
+            if queue.spare.capacity() < batch.capacity() {
+                queue.spare = batch;
+            }
+            if queue.shutdown {
+                // Completion threads waiting to exit must see `flushing`
+                // clear.
+                self.queue_cv.notify_all();
+            } else if !WILL_HELP.with(Cell::get) && queue.has_work() {
+                self.queue_cv.notify_one();
+            }
+            queue.tail_waiter.take()
+        };
+        // Group commit: everything committed while the device was busy
+        // goes out now, in one lwb write and the next single flush.
+        if let Some(waiter) = tail_waiter {
+            let _ = zil.waiter_timeout(waiter);
+        }
+    }
+
+    /// Committer `waiter` found its lwb open: remember it as the one to
+    /// close the tail through.
+    fn register_open_tail(&self, waiter: WaiterId) {
+        self.queue.lock().tail_waiter = Some(waiter);
+    }
+
+    /// The waiter to close the open tail through, if the device is idle
+    /// (a running `fdatasync` closes it itself when it ends).
+    fn take_tail_to_close(&self) -> Option<WaiterId> {
+        let mut queue = self.queue.lock();
+        if queue.flushing {
+            return None;
+        }
+        queue.tail_waiter.take()
+    }
+
+    /// Unpark the committers whose waiters this thread's completions
+    /// signalled (see [`DEFER_WAKES`]): [`WAKE_FANOUT`] of them here, the
+    /// rest by those woken (see [`Self::relay_wakes`]), so a flush that
+    /// completes dozens of commits does not keep its thread from the next
+    /// flush for dozens of futex wakes.
+    fn unpark_deferred(&self) {
+        let any = DEFERRED_WAKES.with(|slots| {
+            let mut slots = slots.borrow_mut();
+            if slots.is_empty() {
+                return false;
+            }
+            self.to_wake.lock().extend(slots.drain(..));
+            true
+        });
+        if any {
+            self.relay_wakes();
+        }
+    }
+
+    /// Unpark up to [`WAKE_FANOUT`] committers still to be woken: each
+    /// woken committer passes the wake-up on, so N wakes take log(N)
+    /// rounds spread over every CPU.
+    fn relay_wakes(&self) {
+        for _ in 0..WAKE_FANOUT {
+            let Some(slot) = self.to_wake.lock().pop() else {
+                return;
+            };
+            self.unpark(slot);
+        }
+    }
+
+    fn unpark(&self, slot: u16) {
+        if let Some(parking) = self.parking.get(usize::from(slot)) {
+            if let Some(thread) = parking.0.lock().thread.as_ref() {
+                thread.unpark();
+            }
         }
     }
 
@@ -467,25 +654,70 @@ impl<'d> HostPlatform<'d> {
         self.queue_cv.notify_all();
     }
 
-    /// Sleep until waiter slot `slot` is woken or `deadline_ns` (platform
-    /// clock) passes; `true` if the deadline passed first.
-    fn wait(&self, slot: u16, deadline_ns: Option<u64>) -> bool {
-        let slot = usize::from(slot);
-        let deadline = match deadline_ns {
-            Some(ns) => self.epoch + Duration::from_nanos(ns),
-            None => Instant::now() + WAITER_STALL,
-        };
-        let mut woken = self.woken.lock();
-        while !woken[slot] {
-            if self.waiter_cvs[slot]
-                .wait_until(&mut woken, deadline)
-                .timed_out()
-            {
-                return !woken[slot];
+    /// A committer enters a commit: it counts as running.
+    fn committer_enters(&self) {
+        self.active_committers.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A committer whose commit with `waiter` ended leaves; a wake it
+    /// never slept for is consumed here so its count goes too.
+    fn committer_leaves(&self, waiter: Option<WaiterId>) {
+        let mut running = 1;
+        if let Some(waiter) = waiter {
+            if let Some(parking) = self.parking.get(usize::from(waiter.slot)) {
+                let mut state = parking.0.lock();
+                if state.woken == Some(waiter) {
+                    state.woken = None;
+                    running += 1;
+                }
             }
         }
-        woken[slot] = false;
-        false
+        self.active_committers.fetch_sub(running, Ordering::AcqRel);
+    }
+
+    /// Sleep until `waiter` is woken or `deadline` passes. Going to sleep
+    /// stops counting the committer as running (the waker counts it again,
+    /// see [`Platform::wake`]); the last one to go to sleep while no
+    /// `fdatasync` runs closes the open tail instead (returns
+    /// [`Parked::CloseTail`], still counted as running) if `may_close`.
+    fn park(&self, waiter: WaiterId, deadline: Instant, may_close: bool) -> Parked {
+        let Some(parking) = self.parking.get(usize::from(waiter.slot)) else {
+            return Parked::TimedOut;
+        };
+        if self.active_committers.fetch_sub(1, Ordering::AcqRel) == 1 && may_close {
+            if let Some(tail) = self.take_tail_to_close() {
+                self.active_committers.fetch_add(1, Ordering::AcqRel);
+                return Parked::CloseTail(tail);
+            }
+        }
+        let me = std::thread::current();
+        loop {
+            {
+                // The flag and the thread are read and written under the
+                // slot's lock: a waker either finds this thread registered
+                // or set the flag before this check; an unpark that comes
+                // between this check and `park_timeout` makes it return at
+                // once.
+                let mut state = parking.0.lock();
+                if state.woken == Some(waiter) {
+                    state.woken = None;
+                    drop(state);
+                    self.relay_wakes();
+                    return Parked::Woken;
+                }
+                if state.thread.as_ref().map(Thread::id) != Some(me.id()) {
+                    state.thread = Some(me.clone());
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.active_committers.fetch_add(1, Ordering::AcqRel);
+                return Parked::TimedOut;
+            }
+            // Returns early on an unpark for this slot, or a stray one
+            // (meant for a slot this thread held before): the flag decides.
+            std::thread::park_timeout(deadline - now);
+        }
     }
 
     /// Return to the ring the pending free blocks that precede `head`, the
@@ -581,18 +813,21 @@ impl<'a, 'd> Platform for &'a HostPlatform<'d> {
     }
 
     fn submit_write(&self, io: IoToken, addr: BlockAddr, buf: PoolBuf, len_bytes: usize) {
-        self.push_job(Job::Write {
-            io,
-            addr,
-            buf,
-            len_bytes,
+        self.push_work(|queue| {
+            queue.writes.push_back(WriteJob {
+                io,
+                addr,
+                buf,
+                len_bytes,
+            })
         });
     }
 
     fn submit_flush(&self, io: IoToken, vdev: u32) {
         debug_assert_eq!(vdev, HOST_VDEV);
         debug_assert!(matches!(io.kind(), IoKind::Flush { .. }));
-        self.push_job(Job::Flush { io });
+        self.flush_requests.fetch_add(1, Ordering::Relaxed);
+        self.push_work(|queue| queue.flushes.push(io));
     }
 
     fn get_data(&self, foid: u64, offset: u64, out: &mut [u8]) -> Result<(), IoError> {
@@ -613,11 +848,23 @@ impl<'a, 'd> Platform for &'a HostPlatform<'d> {
     }
 
     fn wake(&self, waiter: WaiterId) {
-        let slot = usize::from(waiter.slot);
-        let mut woken = self.woken.lock();
-        if let Some(flag) = woken.get_mut(slot) {
-            *flag = true;
-            self.waiter_cvs[slot].notify_one();
+        let Some(parking) = self.parking.get(usize::from(waiter.slot)) else {
+            return;
+        };
+        let newly = {
+            let mut state = parking.0.lock();
+            // Replacing a wake the slot's previous holder never consumed
+            // takes over its count (that holder does not subtract it).
+            state.woken.replace(waiter).is_none()
+        };
+        if newly {
+            // The sleeper counts as running from here: see `park`.
+            self.active_committers.fetch_add(1, Ordering::AcqRel);
+        }
+        if DEFER_WAKES.with(Cell::get) {
+            DEFERRED_WAKES.with(|slots| slots.borrow_mut().push(waiter.slot));
+        } else {
+            self.unpark(waiter.slot);
         }
     }
 }
@@ -844,9 +1091,16 @@ impl<'p, 'd> HostLog<'p, 'd> {
 }
 
 thread_local! {
-    /// Set while this thread is a committer that will run queued I/O jobs
-    /// itself before it sleeps.
+    /// Set while this thread will run queued I/O work itself before it
+    /// sleeps (a waiting committer, a completion thread).
     static WILL_HELP: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread reports completions to the core: the waiters
+    /// they signal (under the core's log lock) are only flagged, and
+    /// unparked from [`DEFERRED_WAKES`] once `io_done` has returned, so no
+    /// futex wake happens with the log lock held.
+    static DEFER_WAKES: Cell<bool> = const { Cell::new(false) };
+    /// Waiter slots to unpark once this thread's completions are reported.
+    static DEFERRED_WAKES: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Marks the current thread as a helping committer for its lifetime; on
@@ -905,9 +1159,28 @@ impl HostLog<'_, '_> {
                 }
             },
         };
-        self.retry(|| self.zil.assign(HOST_TXG, &record))?;
+        self.platform.committer_enters();
+        let mut waiter = None;
+        let result = self.commit_and_wait(&record, &mut waiter);
+        self.platform.committer_leaves(waiter);
+        result
+    }
+
+    /// Assign and commit `record`, then wait for the commit: run queued
+    /// I/O while there is some, else sleep. `waiter` is set once the core
+    /// gave one.
+    fn commit_and_wait(
+        &self,
+        record: &Record<'_>,
+        waiter_out: &mut Option<WaiterId>,
+    ) -> Result<(), CommitError> {
+        self.retry(|| self.zil.assign(HOST_TXG, record))?;
         let waiter = self.retry(|| self.zil.commit())?;
+        *waiter_out = Some(waiter);
         let began = Instant::now();
+        // Set after closing the tail on the way to sleep: if that changed
+        // nothing (back-pressure), the next try sleeps first.
+        let mut closed_tail = false;
         loop {
             match self.zil.waiter_poll(waiter).map_err(core_error)? {
                 WaitStatus::Done(result) => return result.map_err(|e| self.commit_error(e)),
@@ -916,21 +1189,45 @@ impl HostLog<'_, '_> {
                         continue;
                     }
                     // About to sleep: nothing of ours is queued any more,
-                    // but jobs pushed while helping must not wait for us.
+                    // but work pushed while helping must not wait for us.
                     self.platform.notify_if_queued();
-                    let timed_out = self.platform.wait(waiter.slot, deadline_ns);
+                    // A deadline means the lwb is still open (or the commit
+                    // met back-pressure and retries at the deadline). The
+                    // tail is not closed at the core's commit timeout but
+                    // when its records can go: see `Parked::CloseTail` and
+                    // `HostPlatform::run_flush`.
+                    let deadline = match deadline_ns {
+                        Some(_) => {
+                            self.platform.register_open_tail(waiter);
+                            Instant::now() + TAIL_HOLD_MAX
+                        }
+                        None => Instant::now() + WAITER_STALL,
+                    };
+                    let parked = self.platform.park(waiter, deadline, !closed_tail);
+                    closed_tail = matches!(parked, Parked::CloseTail(_));
                     if let Some(why) = self.failure() {
                         // Stopped (a stall or a failed checkpoint): the
                         // commit is not known durable, so it fails.
                         return Err(CommitError::Refused(why));
                     }
-                    if timed_out && deadline_ns.is_some() {
-                        self.zil.waiter_timeout(waiter).map_err(core_error)?;
-                    } else if timed_out && began.elapsed() >= WAITER_STALL {
-                        return Err(CommitError::Refused(format!(
-                            "commit waiter not woken within {} s",
-                            WAITER_STALL.as_secs()
-                        )));
+                    match parked {
+                        Parked::Woken => {}
+                        Parked::CloseTail(tail) => {
+                            // Stale (its commit ended) or no longer open:
+                            // then nothing happens.
+                            let _ = self.zil.waiter_timeout(tail);
+                        }
+                        Parked::TimedOut if deadline_ns.is_some() => {
+                            self.zil.waiter_timeout(waiter).map_err(core_error)?;
+                        }
+                        Parked::TimedOut => {
+                            if began.elapsed() >= WAITER_STALL {
+                                return Err(CommitError::Refused(format!(
+                                    "commit waiter not woken within {} s",
+                                    WAITER_STALL.as_secs()
+                                )));
+                            }
+                        }
                     }
                 }
             }
