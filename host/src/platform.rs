@@ -508,7 +508,15 @@ impl<'d> HostPlatform<'d> {
             } else if !WILL_HELP.with(Cell::get) && queue.has_work() {
                 self.queue_cv.notify_one();
             }
-            queue.tail_waiter.take()
+            // With committers still running (those this flush woke), the
+            // last of them to sleep closes the tail: a batch then holds
+            // every committer's record, not half of them. With none, all
+            // are waiting and the tail goes now.
+            if self.active_committers.load(Ordering::Acquire) == 0 {
+                queue.tail_waiter.take()
+            } else {
+                None
+            }
         };
         // Group commit: everything committed while the device was busy
         // goes out now, in one lwb write and the next single flush.
