@@ -65,14 +65,27 @@ pub const CHECKPOINT_RING_USED_PCT: u64 = 25;
 pub const CHECKPOINT_INTERVAL_MAX: Duration = Duration::from_secs(1);
 /// Longest sleep between retries of a commit under back-pressure.
 pub const RETRY_SLEEP_MAX: Duration = Duration::from_millis(5);
+/// Longest a wanted flush is held back for committers still running (a
+/// bound in case one of them never comes to sleep, not the usual wait,
+/// which is a few microseconds per committer).
+pub const FLUSH_HOLD_MAX: Duration = Duration::from_millis(1);
+/// Longest a committer whose lwb is closed sleeps before it looks around
+/// (runs any work it finds, polls again); its wake-up normally comes first.
+pub const CLOSED_WAIT_MAX: Duration = Duration::from_millis(10);
 /// Committers a thread unparks itself when it finds others to wake (the
 /// one that completed their commits, and each committer woken).
 pub const WAKE_FANOUT: usize = 2;
-/// A committer whose lwb is still open sleeps at most this long before it
-/// closes that lwb itself. Normally the tail is closed long before, by the
-/// flusher when its `fdatasync` ends or by the last committer to go to
-/// sleep; this only bounds the wait if neither happens.
-pub const TAIL_HOLD_MAX: Duration = Duration::from_millis(1);
+/// A committer whose lwb is still open sleeps at most this many average
+/// flushes before it closes that lwb itself. Normally the tail is closed
+/// long before (when a flush starts or ends, or by the last committer to
+/// go to sleep) and this sleep ends with the commit; it only bounds the
+/// wait if those missed the tail, and is long enough not to wake every
+/// sleeper of a slow flush for nothing.
+pub const TAIL_HOLD_FLUSHES: u32 = 4;
+/// Bounds of that sleep.
+pub const TAIL_HOLD_MIN: Duration = Duration::from_millis(1);
+/// See [`TAIL_HOLD_MIN`].
+pub const TAIL_HOLD_MAX: Duration = Duration::from_millis(10);
 /// A commit waiter not woken within this long is reported as stuck rather
 /// than waited for forever.
 pub const WAITER_STALL: Duration = Duration::from_secs(30);
@@ -185,6 +198,9 @@ enum Work {
     /// after its lwb's write completed, and the batch was taken before the
     /// `fdatasync` began, so that one flush covers every write behind them.
     Flush(Vec<IoToken>),
+    /// A flush is about to start: first close the open tail through this
+    /// waiter, so the records waiting in it ride on that flush too.
+    CloseTail(WaiterId),
 }
 
 #[derive(Debug, Default)]
@@ -197,6 +213,13 @@ struct IoQueue {
     /// An `fdatasync` is in progress: later flush requests wait for the
     /// next one (they may cover writes that completed after it began).
     flushing: bool,
+    /// Writes being performed: no flush starts until they are done and
+    /// their flush requests can join its batch.
+    writes_running: usize,
+    /// A thread is closing the open tail (its write comes next).
+    closing_tail: bool,
+    /// When the oldest flush request not yet in a batch arrived.
+    flush_wanted_since: Option<Instant>,
     /// The latest committer seen waiting on an open lwb: closing "its"
     /// lwb (`Zil::waiter_timeout`) closes the open tail when nobody else
     /// will add to it. Guarded with `flushing` so a committer cannot
@@ -209,20 +232,61 @@ impl IoQueue {
     /// Next work for the calling thread: writes first (a later flush then
     /// covers them too), else every pending flush as one batch unless an
     /// `fdatasync` is already running.
-    fn take(&mut self) -> Option<Work> {
+    /// `batch_now`: no running committer is worth waiting for (see
+    /// [`HostPlatform::batch_now`]); else a wanted flush is held back
+    /// until one is, or until it has waited [`FLUSH_HOLD_MAX`].
+    fn take(&mut self, batch_now: bool) -> Option<Work> {
         if let Some(job) = self.writes.pop_front() {
+            self.writes_running += 1;
             return Some(Work::Write(job));
         }
-        if self.flushing || self.flushes.is_empty() {
+        if !self.may_flush(batch_now) {
             return None;
         }
+        if let Some(waiter) = self.take_tail() {
+            return Some(Work::CloseTail(waiter));
+        }
         self.flushing = true;
+        self.flush_wanted_since = None;
         let batch = std::mem::replace(&mut self.flushes, std::mem::take(&mut self.spare));
         Some(Work::Flush(batch))
     }
 
-    fn has_work(&self) -> bool {
-        !self.writes.is_empty() || (!self.flushing && !self.flushes.is_empty())
+    /// The waiter to close the open tail through, marking the close under
+    /// way (no flush starts until [`HostPlatform::tail_closed`]).
+    fn take_tail(&mut self) -> Option<WaiterId> {
+        let waiter = self.tail_waiter.take()?;
+        self.closing_tail = true;
+        Some(waiter)
+    }
+
+    /// Whether a flush may start now: one is wanted, none is running, no
+    /// write or tail close is under way whose flush request could still
+    /// join it, and nobody worth waiting for is still committing.
+    fn may_flush(&self, batch_now: bool) -> bool {
+        !self.flushes.is_empty()
+            && !self.flushing
+            && self.writes_running == 0
+            && !self.closing_tail
+            && (batch_now || self.flush_held_too_long())
+    }
+
+    fn flush_held_too_long(&self) -> bool {
+        self.flush_wanted_since
+            .is_some_and(|since| since.elapsed() >= FLUSH_HOLD_MAX)
+    }
+
+    fn has_work(&self, batch_now: bool) -> bool {
+        !self.writes.is_empty() || self.may_flush(batch_now)
+    }
+
+    /// Nothing queued or under way: completion threads may exit.
+    fn is_idle(&self) -> bool {
+        self.writes.is_empty()
+            && self.flushes.is_empty()
+            && self.writes_running == 0
+            && !self.flushing
+            && !self.closing_tail
     }
 
     fn len(&self) -> usize {
@@ -252,6 +316,9 @@ enum Parked {
     /// It was the last committer running and the device is idle: close
     /// the open tail through this waiter before sleeping.
     CloseTail(WaiterId),
+    /// It was the last committer running and a flush was held back for
+    /// it: run that instead of sleeping.
+    Help,
 }
 
 /// Called with each block the log wrote (after the write succeeded, before
@@ -280,12 +347,23 @@ pub struct HostPlatform<'d> {
     dev: &'d dyn BlockIo,
     write_align_bytes: usize,
     ring: Mutex<Ring>,
-    pending_free: Mutex<Vec<BlockAddr>>,
+    /// Blocks the core freed, in the order it freed them (chain order, so
+    /// the ring's oldest block is nearly always at the front).
+    pending_free: Mutex<VecDeque<BlockAddr>>,
     queue: Mutex<IoQueue>,
     queue_cv: Condvar,
     parking: Vec<Parking>,
+    /// Moving average of an `fdatasync`'s duration, ns.
+    flush_ns: AtomicU64,
+    /// Moving average of how long a committer runs between two sleeps
+    /// (its share of the CPU a commit takes), ns.
+    commit_run_ns: AtomicU64,
+    /// CPUs the committers share.
+    cpus: u64,
     /// Waiter slots signalled but not unparked yet (see `relay_wakes`).
     to_wake: Mutex<Vec<u16>>,
+    /// Its length, to skip the lock when it is empty.
+    to_wake_len: AtomicUsize,
     /// Committers inside a commit and not asleep: when the last one goes to
     /// sleep and no `fdatasync` is running, nobody is left to add records
     /// to the open tail, so it is closed then rather than at a timeout.
@@ -347,7 +425,7 @@ impl<'d> HostPlatform<'d> {
             dev,
             write_align_bytes: write_align_bytes.max(1),
             ring: Mutex::new(ring),
-            pending_free: Mutex::new(Vec::new()),
+            pending_free: Mutex::new(VecDeque::new()),
             queue: Mutex::new(IoQueue::default()),
             queue_cv: Condvar::new(),
             parking: (0..COMMIT_WAITERS_MAX)
@@ -355,6 +433,10 @@ impl<'d> HostPlatform<'d> {
                 .collect(),
             active_committers: AtomicUsize::new(0),
             to_wake: Mutex::new(Vec::with_capacity(COMMIT_WAITERS_MAX)),
+            flush_ns: AtomicU64::new(0),
+            commit_run_ns: AtomicU64::new(0),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+            to_wake_len: AtomicUsize::new(0),
             lwbs: Slab::new(LWB_POOL_OBJECTS_MAX),
             itxs: Slab::new(ITX_POOL_OBJECTS_MAX),
             bufs: Slab::new(BUF_POOL_BUFFERS_MAX),
@@ -392,16 +474,49 @@ impl<'d> HostPlatform<'d> {
         push(&mut queue);
         self.io_queue_jobs_max
             .fetch_max(queue.len(), Ordering::Relaxed);
-        if !WILL_HELP.with(Cell::get) && queue.has_work() {
+        if !WILL_HELP.with(Cell::get) && queue.has_work(self.batch_now_for_caller()) {
             self.queue_cv.notify_one();
         }
     }
 
     /// Hand whatever is queued to the completion threads (a helper is done).
     fn notify_if_queued(&self) {
-        if self.queue.lock().has_work() {
+        if self.queue.lock().has_work(self.batch_now_for_caller()) {
             self.queue_cv.notify_one();
         }
+    }
+
+    /// Whether a wanted flush should start now rather than wait for the
+    /// `others` committers still running to add their records: none is
+    /// running, or they would take longer to commit (spread over the CPUs)
+    /// than a flush takes, so waiting would only idle the device. Few
+    /// committers thus share one flush; many keep the device busy.
+    fn batch_now(&self, others: usize) -> bool {
+        if others == 0 {
+            return true;
+        }
+        let commit_ns = self.commit_run_ns.load(Ordering::Relaxed);
+        let flush_ns = self.flush_ns.load(Ordering::Relaxed);
+        (others as u64).saturating_mul(commit_ns) >= flush_ns.saturating_mul(self.cpus)
+    }
+
+    /// [`Self::batch_now`] for the committers running besides the calling
+    /// thread.
+    fn batch_now_for_caller(&self) -> bool {
+        let running = self.active_committers.load(Ordering::Acquire);
+        let me = usize::from(COUNTED.with(Cell::get));
+        self.batch_now(running.saturating_sub(me))
+    }
+
+    /// Fold `sample_ns` into the moving average `avg` (weight 1/8).
+    fn note_ns(avg: &AtomicU64, sample_ns: u64) {
+        let old = avg.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample_ns
+        } else {
+            (old * 7 + sample_ns) / 8
+        };
+        avg.store(new, Ordering::Relaxed);
     }
 
     /// Serve the I/O queue until [`shutdown`](Self::shutdown) and nothing
@@ -415,15 +530,22 @@ impl<'d> HostPlatform<'d> {
             let work = {
                 let mut queue = self.queue.lock();
                 loop {
-                    if let Some(work) = queue.take() {
+                    let batch_now = queue.shutdown || self.batch_now_for_caller();
+                    if let Some(work) = queue.take(batch_now) {
                         break work;
                     }
                     // Another thread's `fdatasync` may still add work;
                     // it notifies all when it ends after shutdown.
-                    if queue.shutdown && !queue.flushing && queue.flushes.is_empty() {
+                    if queue.shutdown && queue.is_idle() {
                         return;
                     }
-                    self.queue_cv.wait(&mut queue);
+                    if queue.flushes.is_empty() {
+                        self.queue_cv.wait(&mut queue);
+                    } else {
+                        // A flush held back for running committers: look
+                        // again once it may have been held too long.
+                        let _ = self.queue_cv.wait_for(&mut queue, FLUSH_HOLD_MAX);
+                    }
                 }
             };
             self.run(work, zil);
@@ -437,7 +559,8 @@ impl<'d> HostPlatform<'d> {
     /// else). This is not a synchronous completion: the core's submission
     /// call returned long before.
     fn help_once(&self, zil: &Zil<&HostPlatform<'d>>) -> bool {
-        let work = self.queue.lock().take();
+        let batch_now = self.batch_now_for_caller();
+        let work = self.queue.lock().take(batch_now);
         match work {
             Some(work) => {
                 self.run(work, zil);
@@ -452,8 +575,17 @@ impl<'d> HostPlatform<'d> {
         // `io_done` returns, not under the core's log lock.
         DEFER_WAKES.with(|flag| flag.set(true));
         match work {
-            Work::Write(job) => self.run_write(job, zil),
+            Work::Write(job) => {
+                self.run_write(job, zil);
+                self.work_done(|queue| queue.writes_running -= 1);
+            }
             Work::Flush(batch) => self.run_flush(batch, zil),
+            Work::CloseTail(waiter) => {
+                // Stale (its commit ended) or no longer open: then
+                // nothing happens.
+                let _ = zil.waiter_timeout(waiter);
+                self.tail_closed();
+            }
         }
         DEFER_WAKES.with(|flag| flag.set(false));
         self.unpark_deferred();
@@ -487,7 +619,9 @@ impl<'d> HostPlatform<'d> {
 
     fn run_flush(&self, mut batch: Vec<IoToken>, zil: &Zil<&HostPlatform<'d>>) {
         self.flushes.fetch_add(1, Ordering::Relaxed);
+        let began = Instant::now();
         let result = self.dev.flush().map_err(|e| self.io_failed(&e));
+        Self::note_ns(&self.flush_ns, began.elapsed().as_nanos() as u64);
         for io in batch.drain(..) {
             let _ = zil.io_done(io, result);
         }
@@ -505,15 +639,17 @@ impl<'d> HostPlatform<'d> {
                 // Completion threads waiting to exit must see `flushing`
                 // clear.
                 self.queue_cv.notify_all();
-            } else if !WILL_HELP.with(Cell::get) && queue.has_work() {
+            } else if !WILL_HELP.with(Cell::get) && queue.has_work(self.batch_now_for_caller()) {
                 self.queue_cv.notify_one();
             }
             // With committers still running (those this flush woke), the
             // last of them to sleep closes the tail: a batch then holds
             // every committer's record, not half of them. With none, all
             // are waiting and the tail goes now.
-            if self.active_committers.load(Ordering::Acquire) == 0 {
-                queue.tail_waiter.take()
+            let running = self.active_committers.load(Ordering::Acquire);
+            let me = usize::from(COUNTED.with(Cell::get));
+            if running.saturating_sub(me) == 0 {
+                queue.take_tail()
             } else {
                 None
             }
@@ -522,7 +658,20 @@ impl<'d> HostPlatform<'d> {
         // goes out now, in one lwb write and the next single flush.
         if let Some(waiter) = tail_waiter {
             let _ = zil.waiter_timeout(waiter);
+            self.tail_closed();
         }
+    }
+
+    /// A tail close taken with [`IoQueue::take_tail`] is done: a flush
+    /// may start again.
+    fn tail_closed(&self) {
+        self.work_done(|queue| queue.closing_tail = false);
+    }
+
+    /// How long a committer whose lwb is open sleeps at most.
+    fn tail_hold(&self) -> Duration {
+        let flush = Duration::from_nanos(self.flush_ns.load(Ordering::Relaxed));
+        (flush * TAIL_HOLD_FLUSHES).clamp(TAIL_HOLD_MIN, TAIL_HOLD_MAX)
     }
 
     /// Committer `waiter` found its lwb open: remember it as the one to
@@ -531,14 +680,17 @@ impl<'d> HostPlatform<'d> {
         self.queue.lock().tail_waiter = Some(waiter);
     }
 
-    /// The waiter to close the open tail through, if the device is idle
-    /// (a running `fdatasync` closes it itself when it ends).
-    fn take_tail_to_close(&self) -> Option<WaiterId> {
+    /// Work under way ended (`end` records it): hand on whatever it
+    /// unblocked.
+    fn work_done(&self, end: impl FnOnce(&mut IoQueue)) {
         let mut queue = self.queue.lock();
-        if queue.flushing {
-            return None;
+        end(&mut queue);
+        if queue.shutdown {
+            // Completion threads waiting to exit must see it idle.
+            self.queue_cv.notify_all();
+        } else if !WILL_HELP.with(Cell::get) && queue.has_work(self.batch_now_for_caller()) {
+            self.queue_cv.notify_one();
         }
-        queue.tail_waiter.take()
     }
 
     /// Unpark the committers whose waiters this thread's completions
@@ -552,7 +704,9 @@ impl<'d> HostPlatform<'d> {
             if slots.is_empty() {
                 return false;
             }
-            self.to_wake.lock().extend(slots.drain(..));
+            let mut to_wake = self.to_wake.lock();
+            to_wake.extend(slots.drain(..));
+            self.to_wake_len.store(to_wake.len(), Ordering::Release);
             true
         });
         if any {
@@ -563,12 +717,26 @@ impl<'d> HostPlatform<'d> {
     /// Unpark up to [`WAKE_FANOUT`] committers still to be woken: each
     /// woken committer passes the wake-up on, so N wakes take log(N)
     /// rounds spread over every CPU.
+    ///
+    /// Every committer relays whenever it wakes, goes to sleep or leaves,
+    /// so the relay cannot die out on a target that was not asleep: that
+    /// one relays when it next sleeps or leaves, and while any slot is
+    /// still to be woken some committer is running towards one of those.
     fn relay_wakes(&self) {
         for _ in 0..WAKE_FANOUT {
-            let Some(slot) = self.to_wake.lock().pop() else {
+            if self.to_wake_len.load(Ordering::Acquire) == 0 {
                 return;
+            }
+            let slot = {
+                let mut to_wake = self.to_wake.lock();
+                let slot = to_wake.pop();
+                self.to_wake_len.store(to_wake.len(), Ordering::Release);
+                slot
             };
-            self.unpark(slot);
+            match slot {
+                Some(slot) => self.unpark(slot),
+                None => return,
+            }
         }
     }
 
@@ -665,6 +833,13 @@ impl<'d> HostPlatform<'d> {
     /// A committer enters a commit: it counts as running.
     fn committer_enters(&self) {
         self.active_committers.fetch_add(1, Ordering::AcqRel);
+        COUNTED.with(|flag| flag.set(true));
+    }
+
+    /// A committer counts as running again after sleeping (the waker or
+    /// itself added it back).
+    fn counted_again() {
+        COUNTED.with(|flag| flag.set(true));
     }
 
     /// A committer whose commit with `waiter` ended leaves; a wake it
@@ -681,6 +856,8 @@ impl<'d> HostPlatform<'d> {
             }
         }
         self.active_committers.fetch_sub(running, Ordering::AcqRel);
+        COUNTED.with(|flag| flag.set(false));
+        self.relay_wakes();
     }
 
     /// Sleep until `waiter` is woken or `deadline` passes. Going to sleep
@@ -692,10 +869,27 @@ impl<'d> HostPlatform<'d> {
         let Some(parking) = self.parking.get(usize::from(waiter.slot)) else {
             return Parked::TimedOut;
         };
+        self.relay_wakes();
+        COUNTED.with(|flag| flag.set(false));
         if self.active_committers.fetch_sub(1, Ordering::AcqRel) == 1 && may_close {
-            if let Some(tail) = self.take_tail_to_close() {
+            let last = {
+                let mut queue = self.queue.lock();
+                if queue.flushing {
+                    None
+                } else if let Some(tail) = queue.take_tail() {
+                    Some(Parked::CloseTail(tail))
+                } else if queue.has_work(true) {
+                    // A flush held back for the committers that were
+                    // running: this was the last of them.
+                    Some(Parked::Help)
+                } else {
+                    None
+                }
+            };
+            if let Some(last) = last {
                 self.active_committers.fetch_add(1, Ordering::AcqRel);
-                return Parked::CloseTail(tail);
+                Self::counted_again();
+                return last;
             }
         }
         let me = std::thread::current();
@@ -710,6 +904,8 @@ impl<'d> HostPlatform<'d> {
                 if state.woken == Some(waiter) {
                     state.woken = None;
                     drop(state);
+                    Self::counted_again();
+                    LAST_WAKE.with(|at| at.set(Some(Instant::now())));
                     self.relay_wakes();
                     return Parked::Woken;
                 }
@@ -720,11 +916,13 @@ impl<'d> HostPlatform<'d> {
             let now = Instant::now();
             if now >= deadline {
                 self.active_committers.fetch_add(1, Ordering::AcqRel);
+                Self::counted_again();
                 return Parked::TimedOut;
             }
             // Returns early on an unpark for this slot, or a stray one
             // (meant for a slot this thread held before): the flag decides.
             std::thread::park_timeout(deadline - now);
+            self.relay_wakes();
         }
     }
 
@@ -743,13 +941,23 @@ impl<'d> HostPlatform<'d> {
             if oldest.offset_bytes == head.offset_bytes {
                 break;
             }
-            let Some(i) = pending.iter().position(|b| {
+            let is_oldest = |b: &BlockAddr| {
                 b.offset_bytes == oldest.offset_bytes
                     && u64::from(b.size_bytes) == oldest.size_bytes
-            }) else {
-                break;
             };
-            pending.swap_remove(i);
+            // Checkpoints free lwbs head first, so the oldest block is at
+            // the front unless a block was freed out of order (allocated
+            // for an lwb that was never written): no search, no quadratic
+            // release of the thousands of blocks a second of commits frees.
+            let i = if pending.front().is_some_and(is_oldest) {
+                0
+            } else {
+                match pending.iter().position(is_oldest) {
+                    Some(i) => i,
+                    None => break,
+                }
+            };
+            pending.remove(i);
             // Cannot fail: `oldest` is the ring's oldest block.
             let _ = ring.release(oldest);
         }
@@ -817,7 +1025,7 @@ impl<'a, 'd> Platform for &'a HostPlatform<'d> {
     }
 
     fn free_log_block(&self, addr: BlockAddr) {
-        self.pending_free.lock().push(addr);
+        self.pending_free.lock().push_back(addr);
     }
 
     fn submit_write(&self, io: IoToken, addr: BlockAddr, buf: PoolBuf, len_bytes: usize) {
@@ -835,7 +1043,10 @@ impl<'a, 'd> Platform for &'a HostPlatform<'d> {
         debug_assert_eq!(vdev, HOST_VDEV);
         debug_assert!(matches!(io.kind(), IoKind::Flush { .. }));
         self.flush_requests.fetch_add(1, Ordering::Relaxed);
-        self.push_work(|queue| queue.flushes.push(io));
+        self.push_work(|queue| {
+            queue.flushes.push(io);
+            queue.flush_wanted_since.get_or_insert_with(Instant::now);
+        });
     }
 
     fn get_data(&self, foid: u64, offset: u64, out: &mut [u8]) -> Result<(), IoError> {
@@ -1107,6 +1318,12 @@ thread_local! {
     /// unparked from [`DEFERRED_WAKES`] once `io_done` has returned, so no
     /// futex wake happens with the log lock held.
     static DEFER_WAKES: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread is a committer counted in its platform's
+    /// `active_committers` (inside a commit and not asleep).
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+    /// When this committer was last woken: the start of its next run, whose
+    /// length feeds `HostPlatform::commit_run_ns`.
+    static LAST_WAKE: Cell<Option<Instant>> = const { Cell::new(None) };
     /// Waiter slots to unpark once this thread's completions are reported.
     static DEFERRED_WAKES: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
 }
@@ -1182,9 +1399,18 @@ impl HostLog<'_, '_> {
         record: &Record<'_>,
         waiter_out: &mut Option<WaiterId>,
     ) -> Result<(), CommitError> {
+        let entered = Instant::now();
         self.retry(|| self.zil.assign(HOST_TXG, record))?;
         let waiter = self.retry(|| self.zil.commit())?;
         *waiter_out = Some(waiter);
+        // How long this committer ran since its last wake-up to get its
+        // record in (the previous commit's ending, the caller's own work,
+        // this assign and commit): what waiting for it costs a flush.
+        let ran_since = LAST_WAKE.with(Cell::take).unwrap_or(entered);
+        HostPlatform::note_ns(
+            &self.platform.commit_run_ns,
+            ran_since.elapsed().as_nanos() as u64,
+        );
         let began = Instant::now();
         // Set after closing the tail on the way to sleep: if that changed
         // nothing (back-pressure), the next try sleeps first.
@@ -1207,24 +1433,25 @@ impl HostLog<'_, '_> {
                     let deadline = match deadline_ns {
                         Some(_) => {
                             self.platform.register_open_tail(waiter);
-                            Instant::now() + TAIL_HOLD_MAX
+                            Instant::now() + self.platform.tail_hold()
                         }
-                        None => Instant::now() + WAITER_STALL,
+                        None => Instant::now() + CLOSED_WAIT_MAX,
                     };
                     let parked = self.platform.park(waiter, deadline, !closed_tail);
                     closed_tail = matches!(parked, Parked::CloseTail(_));
+                    if let Parked::CloseTail(tail) = parked {
+                        // Stale (its commit ended) or no longer open: then
+                        // nothing happens.
+                        let _ = self.zil.waiter_timeout(tail);
+                        self.platform.tail_closed();
+                    }
                     if let Some(why) = self.failure() {
                         // Stopped (a stall or a failed checkpoint): the
                         // commit is not known durable, so it fails.
                         return Err(CommitError::Refused(why));
                     }
                     match parked {
-                        Parked::Woken => {}
-                        Parked::CloseTail(tail) => {
-                            // Stale (its commit ended) or no longer open:
-                            // then nothing happens.
-                            let _ = self.zil.waiter_timeout(tail);
-                        }
+                        Parked::Woken | Parked::CloseTail(_) | Parked::Help => {}
                         Parked::TimedOut if deadline_ns.is_some() => {
                             self.zil.waiter_timeout(waiter).map_err(core_error)?;
                         }
@@ -1525,6 +1752,112 @@ mod tests {
         assert_eq!(seen.len() as u64, end.stats.writes);
         assert!(seen.iter().all(|&(_, len)| len % 4096 == 0));
         let _ = check_pattern;
+    }
+
+    /// A device whose flushes take `flush_delay` (a disk's cache flush).
+    struct SlowFlushes<'a> {
+        inner: &'a dyn BlockIo,
+        flush_delay: Duration,
+    }
+
+    impl BlockIo for SlowFlushes<'_> {
+        fn size_bytes(&self) -> u64 {
+            self.inner.size_bytes()
+        }
+        fn sector_size_bytes(&self) -> u32 {
+            self.inner.sector_size_bytes()
+        }
+        fn write_at(&self, offset_bytes: u64, buf: &[u8]) -> Result<(), DeviceError> {
+            self.inner.write_at(offset_bytes, buf)
+        }
+        fn read_at(&self, offset_bytes: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+            self.inner.read_at(offset_bytes, buf)
+        }
+        fn flush(&self) -> Result<(), DeviceError> {
+            std::thread::sleep(self.flush_delay);
+            self.inner.flush()
+        }
+    }
+
+    fn drive_slow_flushes(
+        threads: usize,
+        record_bytes: usize,
+        flush_delay: Duration,
+    ) -> (crate::backend::DriveResult, HostEnd) {
+        let (dev, sb, slot) = formatted();
+        let slow = SlowFlushes {
+            inner: &dev,
+            flush_delay,
+        };
+        let config = DriveConfig {
+            threads,
+            duration: Duration::from_millis(400),
+            record_bytes,
+        };
+        let (result, end) = with_host_log(
+            &slow,
+            sb,
+            slot,
+            HostOptions::for_direct(false, 0),
+            None,
+            |log| {
+                let result = drive(log, config, &|_, _| {}, &mut |_| {});
+                // Every committer is out: each one counted in when it
+                // entered, woke or was woken is counted out again.
+                let running = log.platform().active_committers.load(Ordering::Acquire);
+                (result, running)
+            },
+        )
+        .unwrap();
+        let (result, running) = result;
+        assert_eq!(running, 0, "committers still counted as running");
+        (result.unwrap(), end)
+    }
+
+    #[test]
+    fn flushes_requested_while_one_runs_share_the_next_one() {
+        // 96 KiB records: nearly every commit fills an lwb of its own, so
+        // each 2 ms flush finds several lwbs written behind it.
+        let (result, end) = drive_slow_flushes(8, 96 * 1024, Duration::from_millis(2));
+        assert!(result.commits >= 8, "{result:?}");
+        let stats = end.stats;
+        assert!(
+            stats.flushes * 2 <= stats.flush_requests,
+            "flush requests were not coalesced: {stats:?}"
+        );
+    }
+
+    #[test]
+    fn committers_share_lwbs_and_flushes() {
+        // Four committers, a 1 ms flush: while one flush runs the others
+        // commit, and the last one to sleep sends the lot in one lwb.
+        let (result, end) = drive_slow_flushes(4, 4096, Duration::from_millis(1));
+        let flushes = end.stats.flushes;
+        assert!(result.commits >= 40, "{result:?}");
+        assert!(
+            flushes * 2 <= result.commits,
+            "{flushes} flushes for {} commits",
+            result.commits
+        );
+        assert!(
+            end.core.records >= 2 * end.core.lwbs_issued,
+            "lwbs carried too few records: {:?}",
+            end.core
+        );
+    }
+
+    #[test]
+    fn no_committer_misses_its_wake_up() {
+        // Many committers, quick flushes: every waiter slot is reused
+        // thousands of times. A wake lost to a slot's reuse would leave a
+        // committer asleep for WAITER_STALL; the slowest commit shows it.
+        let (result, _) = drive_slow_flushes(48, 512, Duration::from_micros(50));
+        assert!(result.commits > 1000, "{result:?}");
+        assert!(
+            result.latency.max_ns() < WAITER_STALL.as_nanos() as u64 / 4,
+            "slowest commit took {} ms",
+            result.latency.max_ns() / 1_000_000
+        );
     }
 
     /// Fails every flush after the first `ok_flushes`.
