@@ -4,10 +4,44 @@
 //! |---|---|
 //! | locks | `parking_lot::RawMutex` |
 //! | log-block allocation | the [`Ring`] over the superblock's log region |
-//! | write / flush submission | a queue served by [`IO_THREADS`] completion threads doing `pwrite` / `fdatasync`, then calling `Zil::io_done`; a committer runs the jobs it submitted itself while it waits |
+//! | write / flush submission | a queue of `pwrite`s and flush requests, run by the committers while they wait and by [`IO_THREADS`] completion threads otherwise, then `Zil::io_done` |
 //! | clock | `Instant` since the platform was made |
-//! | waiter | one flag + `parking_lot::Condvar` per waiter slot |
+//! | waiter | per waiter slot: the signalled waiter (with its generation) and the thread to unpark |
 //! | pools | bounded slabs of lwbs, itxs and aligned 128 KiB block buffers |
+//!
+//! # Group commit
+//!
+//! The core lets many commit waiters share an lwb and a flush; this
+//! platform decides when an lwb goes and how flushes are shared, the way a
+//! file system journal's group commit does:
+//!
+//! * At most one `fdatasync` runs. Flush requests that arrive meanwhile (the
+//!   core asks for one after each lwb's write completed) wait and are all
+//!   served by the next single `fdatasync`, taken as a batch before it
+//!   begins: a write that completed before a flush began is covered by it,
+//!   which is exactly the crash model `rzil verify` checks.
+//! * A flush starts with the open tail: the thread about to start one first
+//!   closes the tail (`Zil::waiter_timeout` through the latest committer
+//!   seen waiting on an open lwb), and no flush starts while a write or
+//!   that close is under way, so their flush requests join it.
+//! * The open tail is not closed at each waiter's commit timeout. It is
+//!   closed when a flush starts, when a flush ends with no committer
+//!   running, or by the last running committer to go to sleep while no
+//!   flush runs: then nobody is left to add records. Committers are
+//!   counted in and out (a waker counts a sleeper back in as it signals
+//!   it). A wanted flush waits for the committers still running only
+//!   while that is cheaper than a flush (their number times a committer's
+//!   measured run time between two sleeps, over the CPUs, against the
+//!   measured flush time): few committers share one flush, many keep the
+//!   device busy.
+//! * A committer that is waiting runs queued work itself (a lone committer
+//!   pays one `pwrite` and one `fdatasync` and no thread hand-off); what is
+//!   left when it returns goes to a completion thread.
+//! * [`Platform::wake`] runs under the core's log lock and only flags the
+//!   waiter; the thread that reported the completions unparks after
+//!   `io_done` returned, and only [`WAKE_FANOUT`] committers: each woken
+//!   committer unparks as many more, so a flush that completes dozens of
+//!   commits does not keep its thread from the next flush.
 //!
 //! Blocks freed by `Zil::checkpoint` are not returned to the ring at once:
 //! they go back only after the superblock naming the new chain head is
@@ -15,8 +49,8 @@
 //! on-disk head pointing into space already reused.
 //!
 //! Locking: the platform's own locks (ring, pending frees, I/O queue, wait
-//! board, slab free lists) are leaves: none is held while calling into the
-//! core or while taking another.
+//! slots, wake list, slab free lists) are leaves: none is held while
+//! calling into the core or while taking another.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
