@@ -255,20 +255,22 @@ struct IoQueue {
     /// When the oldest flush request not yet in a batch arrived.
     flush_wanted_since: Option<Instant>,
     /// The latest committer seen waiting on an open lwb: closing "its"
-    /// lwb (`Zil::waiter_timeout`) closes the open tail when nobody else
-    /// will add to it. Guarded with `flushing` so a committer cannot
-    /// register just as the flusher looks.
+    /// lwb (`Zil::waiter_timeout`) closes the open tail. Under the same
+    /// lock as `flushing`, so a committer cannot register just as the
+    /// flusher looks. (If a later one registered first, the close is a
+    /// no-op and the tail goes at the next chance, or at the tail hold.)
     tail_waiter: Option<WaiterId>,
     shutdown: bool,
 }
 
 impl IoQueue {
     /// Next work for the calling thread: writes first (a later flush then
-    /// covers them too), else every pending flush as one batch unless an
-    /// `fdatasync` is already running.
+    /// covers them too), else, when a flush may start, the open tail's
+    /// close and then every pending flush request as one batch.
+    ///
     /// `batch_now`: no running committer is worth waiting for (see
     /// [`HostPlatform::batch_now`]); else a wanted flush is held back
-    /// until one is, or until it has waited [`FLUSH_HOLD_MAX`].
+    /// until that changes, or until it has waited [`FLUSH_HOLD_MAX`].
     fn take(&mut self, batch_now: bool) -> Option<Work> {
         if let Some(job) = self.writes.pop_front() {
             self.writes_running += 1;
