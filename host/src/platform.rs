@@ -1853,12 +1853,13 @@ mod tests {
     #[test]
     fn flushes_requested_while_one_runs_share_the_next_one() {
         // 96 KiB records: nearly every commit fills an lwb of its own, so
-        // each 2 ms flush finds several lwbs written behind it.
-        let (result, end) = drive_slow_flushes(8, 96 * 1024, Duration::from_millis(2));
+        // each 5 ms flush finds several lwbs written behind it (fewer on a
+        // starved CI machine, hence the margin below).
+        let (result, end) = drive_slow_flushes(8, 96 * 1024, Duration::from_millis(5));
         assert!(result.commits >= 8, "{result:?}");
         let stats = end.stats;
         assert!(
-            stats.flushes * 2 <= stats.flush_requests,
+            stats.flushes * 3 <= stats.flush_requests * 2,
             "flush requests were not coalesced: {stats:?}"
         );
     }
