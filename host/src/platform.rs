@@ -30,10 +30,10 @@
 //!   flush runs: then nobody is left to add records. Committers are
 //!   counted in and out (a waker counts a sleeper back in as it signals
 //!   it). A wanted flush waits for the committers still running only
-//!   while that is cheaper than a flush (their number times a committer's
-//!   measured run time between two sleeps, over the CPUs, against the
-//!   measured flush time): few committers share one flush, many keep the
-//!   device busy.
+//!   while that is cheaper than a flush (their number times the measured
+//!   time, per committer, that the committers a flush woke took to be
+//!   back asleep, against the measured flush time): few committers share
+//!   one flush, many keep the device busy.
 //! * A committer that is waiting runs queued work itself (a lone committer
 //!   pays one `pwrite` and one `fdatasync` and no thread hand-off); what is
 //!   left when it returns goes to a completion thread.
@@ -106,6 +106,9 @@ pub const FLUSH_HOLD_MAX: Duration = Duration::from_millis(1);
 /// Longest a committer whose lwb is closed sleeps before it looks around
 /// (runs any work it finds, polls again); its wake-up normally comes first.
 pub const CLOSED_WAIT_MAX: Duration = Duration::from_millis(10);
+/// Fewest commits a flush must have completed for the time their
+/// committers take to come back to be a sample of that cost.
+pub const DRAIN_SAMPLE_COMMITS_MIN: u64 = 2;
 /// Committers a thread unparks itself when it finds others to wake (the
 /// one that completed their commits, and each committer woken).
 pub const WAKE_FANOUT: usize = 2;
@@ -391,11 +394,13 @@ pub struct HostPlatform<'d> {
     parking: Vec<Parking>,
     /// Moving average of an `fdatasync`'s duration, ns.
     flush_ns: AtomicU64,
-    /// Moving average of how long a committer runs between two sleeps
-    /// (its share of the CPU a commit takes), ns.
-    commit_run_ns: AtomicU64,
-    /// CPUs the committers share.
-    cpus: u64,
+    /// Moving average of how long the committers a flush woke take to be
+    /// back asleep with their next records, per committer, ns: measured
+    /// when a flush waited for all of them (wake-ups and scheduling
+    /// included, which a committer's own run time would leave out).
+    drain_ns: AtomicU64,
+    /// When the last flush ended and how many commits it completed.
+    last_flush_end: Mutex<Option<(Instant, u64)>>,
     /// Waiter slots signalled but not unparked yet (see `relay_wakes`).
     to_wake: Mutex<Vec<u16>>,
     /// Its length, to skip the lock when it is empty.
@@ -470,8 +475,8 @@ impl<'d> HostPlatform<'d> {
             active_committers: AtomicUsize::new(0),
             to_wake: Mutex::new(Vec::with_capacity(COMMIT_WAITERS_MAX)),
             flush_ns: AtomicU64::new(0),
-            commit_run_ns: AtomicU64::new(0),
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+            drain_ns: AtomicU64::new(0),
+            last_flush_end: Mutex::new(None),
             to_wake_len: AtomicUsize::new(0),
             lwbs: Slab::new(LWB_POOL_OBJECTS_MAX),
             itxs: Slab::new(ITX_POOL_OBJECTS_MAX),
@@ -524,16 +529,16 @@ impl<'d> HostPlatform<'d> {
 
     /// Whether a wanted flush should start now rather than wait for the
     /// `others` committers still running to add their records: none is
-    /// running, or they would take longer to commit (spread over the CPUs)
-    /// than a flush takes, so waiting would only idle the device. Few
-    /// committers thus share one flush; many keep the device busy.
+    /// running, or they would take longer to get back to sleep than a
+    /// flush takes, so waiting would only idle the device. Few committers
+    /// thus share one flush; many keep the device busy.
     fn batch_now(&self, others: usize) -> bool {
         if others == 0 {
             return true;
         }
-        let commit_ns = self.commit_run_ns.load(Ordering::Relaxed);
+        let drain_ns = self.drain_ns.load(Ordering::Relaxed);
         let flush_ns = self.flush_ns.load(Ordering::Relaxed);
-        (others as u64).saturating_mul(commit_ns) >= flush_ns.saturating_mul(self.cpus)
+        (others as u64).saturating_mul(drain_ns) >= flush_ns
     }
 
     /// [`Self::batch_now`] for the committers running besides the calling
@@ -656,11 +661,24 @@ impl<'d> HostPlatform<'d> {
     fn run_flush(&self, mut batch: Vec<IoToken>, zil: &Zil<&HostPlatform<'d>>) {
         self.flushes.fetch_add(1, Ordering::Relaxed);
         let began = Instant::now();
+        let previous_end = self.last_flush_end.lock().take();
+        if let Some((ended, woken)) = previous_end {
+            // With nobody else running, every committer the previous flush
+            // woke is asleep again: how long that took, per committer.
+            let running = self.active_committers.load(Ordering::Acquire);
+            let me = usize::from(COUNTED.with(Cell::get));
+            if running.saturating_sub(me) == 0 && woken >= DRAIN_SAMPLE_COMMITS_MIN {
+                let drain = began.duration_since(ended).as_nanos() as u64 / woken;
+                Self::note_ns(&self.drain_ns, drain);
+            }
+        }
         let result = self.dev.flush().map_err(|e| self.io_failed(&e));
         Self::note_ns(&self.flush_ns, began.elapsed().as_nanos() as u64);
         for io in batch.drain(..) {
             let _ = zil.io_done(io, result);
         }
+        let woken = DEFERRED_WAKES.with(|slots| slots.borrow().len()) as u64;
+        *self.last_flush_end.lock() = Some((Instant::now(), woken));
         // Wake the committers this flush made durable first: they run on
         // the other CPU while this thread starts the next flush.
         DEFER_WAKES.with(|flag| flag.set(false));
@@ -941,7 +959,6 @@ impl<'d> HostPlatform<'d> {
                     state.woken = None;
                     drop(state);
                     Self::counted_again();
-                    LAST_WAKE.with(|at| at.set(Some(Instant::now())));
                     self.relay_wakes();
                     return Parked::Woken;
                 }
@@ -1357,9 +1374,6 @@ thread_local! {
     /// Set while this thread is a committer counted in its platform's
     /// `active_committers` (inside a commit and not asleep).
     static COUNTED: Cell<bool> = const { Cell::new(false) };
-    /// When this committer was last woken: the start of its next run, whose
-    /// length feeds `HostPlatform::commit_run_ns`.
-    static LAST_WAKE: Cell<Option<Instant>> = const { Cell::new(None) };
     /// Waiter slots to unpark once this thread's completions are reported.
     static DEFERRED_WAKES: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
 }
@@ -1435,18 +1449,9 @@ impl HostLog<'_, '_> {
         record: &Record<'_>,
         waiter_out: &mut Option<WaiterId>,
     ) -> Result<(), CommitError> {
-        let entered = Instant::now();
         self.retry(|| self.zil.assign(HOST_TXG, record))?;
         let waiter = self.retry(|| self.zil.commit())?;
         *waiter_out = Some(waiter);
-        // How long this committer ran since its last wake-up to get its
-        // record in (the previous commit's ending, the caller's own work,
-        // this assign and commit): what waiting for it costs a flush.
-        let ran_since = LAST_WAKE.with(Cell::take).unwrap_or(entered);
-        HostPlatform::note_ns(
-            &self.platform.commit_run_ns,
-            ran_since.elapsed().as_nanos() as u64,
-        );
         let began = Instant::now();
         // Set after closing the tail on the way to sleep: if that changed
         // nothing (back-pressure), the next try sleeps first.
