@@ -3,6 +3,10 @@
 #   make bench-host   rzil bench at 1/4/16/64 committers, 4 KiB records, on a
 #                     file-backed device under target/ (rzil and the naive
 #                     pwrite+fdatasync baseline, interleaved per thread count)
+#   make bench-host-floor  the ceiling of any design that puts each of 64
+#                     committers to sleep once per commit (no log, no I/O;
+#                     host/examples/wake_floor.rs): what bench-host's 64-
+#                     committer figure can at most be on this machine
 #
 #   check-kernel-abi    host/src/kernel/abi.rs against kmod/rzil_ioctl.h
 #   check-host-freebsd  cargo check of rzil-host for x86_64-unknown-freebsd
@@ -14,12 +18,15 @@
 RZIL_BENCH_DEV ?= target/rzil-bench.dev
 RZIL_BENCH_SECONDS ?= 5
 
-BENCH_TARGETS += bench-host
+BENCH_TARGETS += bench-host bench-host-floor
 
-.PHONY: bench-host
+.PHONY: bench-host bench-host-floor
 bench-host: build
 	./target/release/rzil bench --dev $(RZIL_BENCH_DEV) --create --size 256M \
 		--threads 1,4,16,64 --seconds $(RZIL_BENCH_SECONDS) --record 4K
+
+bench-host-floor:
+	$(CARGO) run --release -q -p rzil-host --example wake_floor -- 64 $(RZIL_BENCH_SECONDS)
 
 # Type-check rzil-host for FreeBSD (the DIOCGMEDIASIZE/DIOCGSECTORSIZE and
 # disk-character-device code and the rzil.ko backend's ioctl(2) calls under
