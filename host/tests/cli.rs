@@ -362,10 +362,14 @@ fn bench_reports_rzil_and_naive_figures_as_json_lines() {
         }
         // The baseline flushes once per commit, by construction.
         assert_eq!(line["naive_flushes_per_commit"], 1.0);
+        // Both rates are printed rounded to 0.01, so the ratio recomputed
+        // from them carries up to 0.005/rate of relative error each (large
+        // when the naive rate is small on a loaded machine): allow 1%.
         let ratio =
             line["commits_per_s"].as_f64().unwrap() / line["naive_commits_per_s"].as_f64().unwrap();
+        let reported = line["ratio_vs_naive"].as_f64().unwrap();
         assert!(
-            (ratio - line["ratio_vs_naive"].as_f64().unwrap()).abs() < 0.01,
+            (ratio - reported).abs() <= 0.005 + 0.01 * reported,
             "{line}"
         );
     }
