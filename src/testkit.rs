@@ -87,6 +87,10 @@ pub struct MemState {
     /// `get_data` fails with `IoError::Io` for this object (WR_NEED_COPY
     /// data that cannot be read: its lwb is issued carrying the error).
     pub get_data_fails_foid: Option<u64>,
+    /// `get_data` for this object waits at the barrier twice (arrived,
+    /// then released) before it reads, so a test can hold one thread
+    /// inside an lwb's fill while others commit.
+    pub get_data_gate: Option<(u64, std::sync::Arc<std::sync::Barrier>)>,
 }
 
 /// The in-memory platform. `RawMutex` is a spin lock.
@@ -377,6 +381,16 @@ impl<'a> Platform for &'a MemPlatform {
     }
 
     fn get_data(&self, foid: u64, offset: u64, out: &mut [u8]) -> Result<(), IoError> {
+        let gate = self
+            .st()
+            .get_data_gate
+            .as_ref()
+            .filter(|g| g.0 == foid)
+            .map(|g| g.1.clone());
+        if let Some(b) = gate {
+            b.wait();
+            b.wait();
+        }
         if self.st().get_data_fails_foid == Some(foid) {
             return Err(IoError::Io);
         }

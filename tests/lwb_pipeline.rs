@@ -853,3 +853,87 @@ fn concurrent_committers_with_failing_fills_all_finish() {
     p.complete_all(&zil);
     check_transitions(&p, &zil);
 }
+
+/// The issue chain hands its third lwb off (the test kit's `ISSUE_CHAIN_MAX`
+/// is 2) just before submitting the second, and that second lwb carries a
+/// fill error, so it completes on the spot and no `io_done` will come to
+/// pick the hand-off up: the issuing thread must issue it itself, before
+/// any I/O completes. Deterministic: the first lwb's fill is held at a
+/// barrier inside `get_data` while lwbs 2 (unreadable data) and 3 close
+/// behind it and are parked READY.
+#[test]
+fn a_handoff_behind_an_lwb_that_fails_on_the_spot_is_issued_at_once() {
+    use std::sync::{Arc, Barrier};
+    const GATED_FOID: u64 = 21;
+    const BAD_FOID: u64 = 13;
+    let p = MemPlatform::new(64 * MIB, 64);
+    let gate = Arc::new(Barrier::new(2));
+    p.st().get_data_gate = Some((GATED_FOID, gate.clone()));
+    p.st().get_data_fails_foid = Some(BAD_FOID);
+    let zil = new_log(&p);
+    let need_copy = |foid| Record::Write {
+        foid,
+        offset: 0,
+        data: WriteData::NeedCopy { length: 512 },
+    };
+    // Times the waiter of a held-open lwb out, closing and filling it.
+    let commit_and_time_out = |rec: &Record<'_>| {
+        zil.assign(1, rec).unwrap();
+        let w = zil.commit().unwrap();
+        let WaitStatus::Pending {
+            deadline_ns: Some(d),
+        } = poll(&zil, w)
+        else {
+            panic!("lwb 1 is not done: a later lwb is held open")
+        };
+        p.set_now_ns(d);
+        zil.waiter_timeout(w).unwrap();
+        w
+    };
+    std::thread::scope(|s| {
+        // A lone committer closes lwb 1 at once and stops inside its fill.
+        let a = s.spawn(|| {
+            zil.assign(1, &need_copy(GATED_FOID)).unwrap();
+            zil.commit().unwrap()
+        });
+        gate.wait();
+        let w2 = commit_and_time_out(&need_copy(BAD_FOID));
+        let w3 = commit_and_time_out(&write_rec(&[3; 64]));
+        assert_eq!(
+            states(&zil)[..3],
+            [
+                (1, LwbState::Closed),
+                (2, LwbState::Ready),
+                (3, LwbState::Ready)
+            ],
+            "lwbs 2 and 3 are parked behind lwb 1"
+        );
+        assert_eq!(p.pending_len(), 0);
+        gate.wait();
+        let w1 = a.join().unwrap();
+        // No I/O has completed. Lwb 2's write completed on the spot with
+        // its error, and lwb 3, handed off just before, was issued by the
+        // same thread (READY here would be the hand-off left for an
+        // io_done that lwb 2 never gets): the writes of lwbs 1 and 3 are
+        // out. Every waiter waits for lwb 1: a root completes after the
+        // previous one.
+        assert_eq!(
+            states(&zil)[..3],
+            [
+                (1, LwbState::Issued),
+                (2, LwbState::WriteDone),
+                (3, LwbState::Issued)
+            ]
+        );
+        assert_eq!(p.pending_len(), 2, "the writes of lwbs 1 and 3");
+        for w in [w1, w2, w3] {
+            assert!(matches!(poll(&zil, w), WaitStatus::Pending { .. }));
+        }
+        p.complete_all(&zil);
+        assert_eq!(poll(&zil, w1), WaitStatus::Done(Ok(())));
+        assert!(matches!(poll(&zil, w2), WaitStatus::Done(Err(_))));
+        assert!(matches!(poll(&zil, w3), WaitStatus::Done(Err(_))));
+    });
+    let steps = check_transitions(&p, &zil);
+    assert_eq!(&steps[..3], [(1, 7), (2, 7), (3, 7)], "{steps:?}");
+}
