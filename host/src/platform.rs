@@ -1808,13 +1808,14 @@ mod tests {
         let _ = check_pattern;
     }
 
-    /// A device whose flushes take `flush_delay` (a disk's cache flush).
-    struct SlowFlushes<'a> {
+    /// A device whose flushes first run `before_flush`, which may sleep (a
+    /// disk's cache flush taking time) or fail it (a dying disk).
+    struct FlushHook<'a, F> {
         inner: &'a dyn BlockIo,
-        flush_delay: Duration,
+        before_flush: F,
     }
 
-    impl BlockIo for SlowFlushes<'_> {
+    impl<F: Fn() -> Result<(), DeviceError> + Send + Sync> BlockIo for FlushHook<'_, F> {
         fn size_bytes(&self) -> u64 {
             self.inner.size_bytes()
         }
@@ -1828,7 +1829,7 @@ mod tests {
             self.inner.read_at(offset_bytes, buf)
         }
         fn flush(&self) -> Result<(), DeviceError> {
-            std::thread::sleep(self.flush_delay);
+            (self.before_flush)()?;
             self.inner.flush()
         }
     }
@@ -1839,9 +1840,12 @@ mod tests {
         flush_delay: Duration,
     ) -> (crate::backend::DriveResult, HostEnd) {
         let (dev, sb, slot) = formatted();
-        let slow = SlowFlushes {
+        let slow = FlushHook {
             inner: &dev,
-            flush_delay,
+            before_flush: || {
+                std::thread::sleep(flush_delay);
+                Ok(())
+            },
         };
         let config = DriveConfig {
             threads,
@@ -1915,39 +1919,6 @@ mod tests {
         );
     }
 
-    /// Fails every flush after the first `ok_flushes`.
-    struct FailingFlushes<'a> {
-        inner: &'a dyn BlockIo,
-        ok_flushes: AtomicU64,
-    }
-
-    impl BlockIo for FailingFlushes<'_> {
-        fn size_bytes(&self) -> u64 {
-            self.inner.size_bytes()
-        }
-        fn sector_size_bytes(&self) -> u32 {
-            self.inner.sector_size_bytes()
-        }
-        fn write_at(&self, offset_bytes: u64, buf: &[u8]) -> Result<(), DeviceError> {
-            self.inner.write_at(offset_bytes, buf)
-        }
-        fn read_at(&self, offset_bytes: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
-            self.inner.read_at(offset_bytes, buf)
-        }
-        fn flush(&self) -> Result<(), DeviceError> {
-            let left = self.ok_flushes.load(Ordering::Relaxed);
-            if left == 0 {
-                return Err(DeviceError::Io {
-                    path: "failing".into(),
-                    op: "fdatasync",
-                    source: std::io::Error::from_raw_os_error(libc::EIO),
-                });
-            }
-            self.ok_flushes.store(left - 1, Ordering::Relaxed);
-            self.inner.flush()
-        }
-    }
-
     #[test]
     fn a_failed_flush_fails_the_commits_and_every_ack_is_durable() {
         use crate::backend::RecordId;
@@ -1955,10 +1926,23 @@ mod tests {
         use crate::verify::Ledger;
         let (dev, sb, slot) = formatted();
         let recorder = RecordingDevice::new(dev).unwrap();
-        let failing = FailingFlushes {
+        // The first superblock update, then a few commits' worth.
+        let ok_flushes = AtomicU64::new(20);
+        let failing = FlushHook {
             inner: &recorder,
-            // The first superblock update, then a few commits' worth.
-            ok_flushes: AtomicU64::new(20),
+            // Fails every flush after the first `ok_flushes`.
+            before_flush: || {
+                let left = ok_flushes.load(Ordering::Relaxed);
+                if left == 0 {
+                    return Err(DeviceError::Io {
+                        path: "failing".into(),
+                        op: "fdatasync",
+                        source: std::io::Error::from_raw_os_error(libc::EIO),
+                    });
+                }
+                ok_flushes.store(left - 1, Ordering::Relaxed);
+                Ok(())
+            },
         };
         let ledger = Ledger::new(4096);
         let observe = |seq: u64, block: &[u8]| ledger.observe_block(seq, block);
