@@ -711,30 +711,17 @@ fn bench(args: BenchArgs) -> Outcome {
             naive_flushes += report.flushes;
             naive_result.merge(&report.result);
         }
-        let flushes_per_commit = flushes as f64 / result.commits.max(1) as f64;
-        let naive_flushes_per_commit = naive_flushes as f64 / naive_result.commits.max(1) as f64;
-        let naive_result = &naive_result;
-        let ratio = result.commits_per_s() / naive_result.commits_per_s().max(f64::MIN_POSITIVE);
+        let row = BenchRow {
+            threads,
+            record_bytes: args.record,
+            result: &result,
+            naive: &naive_result,
+            flushes,
+            naive_flushes,
+            lwbs_issued,
+        };
         if args.json {
-            println!(
-                "{}",
-                json!({
-                    "threads": threads,
-                    "record_bytes": args.record,
-                    "commits": result.commits,
-                    "commits_per_s": round2(result.commits_per_s()),
-                    "p50_us": round2(latency_us(&result, 0.5)),
-                    "p99_us": round2(latency_us(&result, 0.99)),
-                    "flushes_per_commit": round2(flushes_per_commit),
-                    "lwbs_issued": lwbs_issued,
-                    "naive_commits": naive_result.commits,
-                    "naive_commits_per_s": round2(naive_result.commits_per_s()),
-                    "naive_p50_us": round2(latency_us(naive_result, 0.5)),
-                    "naive_p99_us": round2(latency_us(naive_result, 0.99)),
-                    "naive_flushes_per_commit": round2(naive_flushes_per_commit),
-                    "ratio_vs_naive": round2(ratio),
-                })
-            );
+            println!("{}", row.json());
         } else {
             println!(
                 "{:>7} {:>12.0} {:>9.1} {:>9.1} {:>8.3} {:>12.0} {:>9.1} {:>9.1} {:>7.2}",
@@ -742,15 +729,59 @@ fn bench(args: BenchArgs) -> Outcome {
                 result.commits_per_s(),
                 latency_us(&result, 0.5),
                 latency_us(&result, 0.99),
-                flushes_per_commit,
+                row.flushes_per_commit(),
                 naive_result.commits_per_s(),
-                latency_us(naive_result, 0.5),
-                latency_us(naive_result, 0.99),
-                ratio
+                latency_us(&naive_result, 0.5),
+                latency_us(&naive_result, 0.99),
+                row.ratio()
             );
         }
     }
     Ok(())
+}
+
+/// One thread count's figures of `rzil bench`: rzil (the userspace core or
+/// the kernel module) against the naive baseline in the same run.
+struct BenchRow<'a> {
+    threads: usize,
+    record_bytes: u64,
+    result: &'a DriveResult,
+    naive: &'a DriveResult,
+    flushes: u64,
+    naive_flushes: u64,
+    lwbs_issued: u64,
+}
+
+impl BenchRow<'_> {
+    fn flushes_per_commit(&self) -> f64 {
+        self.flushes as f64 / self.result.commits.max(1) as f64
+    }
+
+    fn ratio(&self) -> f64 {
+        self.result.commits_per_s() / self.naive.commits_per_s().max(f64::MIN_POSITIVE)
+    }
+
+    /// The stable JSON keys of a bench line, as an object (a backend may
+    /// add keys of its own).
+    fn json(&self) -> serde_json::Value {
+        let naive_flushes_per_commit = self.naive_flushes as f64 / self.naive.commits.max(1) as f64;
+        json!({
+            "threads": self.threads,
+            "record_bytes": self.record_bytes,
+            "commits": self.result.commits,
+            "commits_per_s": round2(self.result.commits_per_s()),
+            "p50_us": round2(latency_us(self.result, 0.5)),
+            "p99_us": round2(latency_us(self.result, 0.99)),
+            "flushes_per_commit": round2(self.flushes_per_commit()),
+            "lwbs_issued": self.lwbs_issued,
+            "naive_commits": self.naive.commits,
+            "naive_commits_per_s": round2(self.naive.commits_per_s()),
+            "naive_p50_us": round2(latency_us(self.naive, 0.5)),
+            "naive_p99_us": round2(latency_us(self.naive, 0.99)),
+            "naive_flushes_per_commit": round2(naive_flushes_per_commit),
+            "ratio_vs_naive": round2(self.ratio()),
+        })
+    }
 }
 
 fn round2(value: f64) -> f64 {

@@ -18,7 +18,7 @@ use rzil_host::units::format_size_bytes;
 use serde_json::json;
 
 use super::{
-    latency_us, round2, timed_progress, BenchArgs, Failure, Outcome, RunArgs, BENCH_SLICE,
+    latency_us, round2, timed_progress, BenchArgs, BenchRow, Failure, Outcome, RunArgs, BENCH_SLICE,
 };
 
 /// Why `rzil run --kernel` reports no power-cut check.
@@ -363,33 +363,31 @@ fn bench_on(
             naive_flushes += report.flushes;
             naive_result.merge(&report.result);
         }
-        let flushes_per_commit = flushes as f64 / result.commits.max(1) as f64;
-        let naive_flushes_per_commit = naive_flushes as f64 / naive_result.commits.max(1) as f64;
-        let ratio = result.commits_per_s() / naive_result.commits_per_s().max(f64::MIN_POSITIVE);
+        let row = BenchRow {
+            threads,
+            record_bytes: args.record,
+            result: &result,
+            naive: &naive_result,
+            flushes,
+            naive_flushes,
+            lwbs_issued,
+        };
+        let (flushes_per_commit, ratio) = (row.flushes_per_commit(), row.ratio());
         if args.json {
-            out(format!(
-                "{}",
-                json!({
-                    "backend": "kernel",
-                    "provider": provider,
-                    "threads": threads,
-                    "record_bytes": args.record,
-                    "commits": result.commits,
-                    "commits_per_s": round2(result.commits_per_s()),
-                    "p50_us": round2(latency_us(&result, 0.5)),
-                    "p99_us": round2(latency_us(&result, 0.99)),
-                    "kernel_p50_us": round2(kernel_us(&kernel_latency, 0.5)),
-                    "kernel_p99_us": round2(kernel_us(&kernel_latency, 0.99)),
-                    "flushes_per_commit": round2(flushes_per_commit),
-                    "lwbs_issued": lwbs_issued,
-                    "naive_commits": naive_result.commits,
-                    "naive_commits_per_s": round2(naive_result.commits_per_s()),
-                    "naive_p50_us": round2(latency_us(&naive_result, 0.5)),
-                    "naive_p99_us": round2(latency_us(&naive_result, 0.99)),
-                    "naive_flushes_per_commit": round2(naive_flushes_per_commit),
-                    "ratio_vs_naive": round2(ratio),
-                })
-            ));
+            let mut line = row.json();
+            if let Some(keys) = line.as_object_mut() {
+                keys.insert("backend".into(), json!("kernel"));
+                keys.insert("provider".into(), json!(provider));
+                keys.insert(
+                    "kernel_p50_us".into(),
+                    json!(round2(kernel_us(&kernel_latency, 0.5))),
+                );
+                keys.insert(
+                    "kernel_p99_us".into(),
+                    json!(round2(kernel_us(&kernel_latency, 0.99))),
+                );
+            }
+            out(format!("{line}"));
             continue;
         }
         if i == 0 {
