@@ -219,6 +219,10 @@ struct WaiterSlot {
     state: WaiterState,
     deadline_ns: u64,
     next: Option<u16>,
+    /// Its committer stopped waiting ([`Zil::waiter_abandon`]) while it was
+    /// linked to an lwb: the slot is released when that lwb is done,
+    /// instead of holding a result nobody will poll.
+    abandoned: bool,
 }
 
 /// The commit waiters (`zil_commit_waiter_t`), a fixed table: a slot is
@@ -237,6 +241,7 @@ impl<P: Platform> WaiterTable<P> {
             gen: 0,
             state: WaiterState::Free,
             deadline_ns: 0,
+            abandoned: false,
             // COMMIT_WAITERS_MAX fits in u16 (checked below).
             next: (i + 1 < COMMIT_WAITERS_MAX).then(|| (i + 1) as u16),
         }
@@ -263,6 +268,7 @@ impl<P: Platform> WaiterTable<P> {
         s.gen = s.gen.wrapping_add(1);
         s.state = WaiterState::Unlinked;
         s.next = None;
+        s.abandoned = false;
         Some(WaiterId { slot, gen: s.gen })
     }
 
@@ -539,8 +545,14 @@ impl<P: Platform> LogState<P> {
             let Some(slot) = next else { break };
             let s = &mut self.waiters.slots[usize::from(slot)];
             next = s.next.take();
+            let w = WaiterId { slot, gen: s.gen };
+            if s.abandoned {
+                // Nobody will poll it: free the slot instead.
+                self.waiters.release(w);
+                continue;
+            }
             s.state = WaiterState::Done(result);
-            platform.wake(WaiterId { slot, gen: s.gen });
+            platform.wake(w);
         }
         debug_assert!(next.is_none(), "waiter list longer than the table");
     }
@@ -1750,6 +1762,36 @@ impl<P: Platform> Zil<P> {
             }
             WaiterState::Free => return Err(Error::StaleHandle),
         })
+    }
+
+    /// The committer of waiter `w` stops waiting for it: a signal
+    /// interrupted the sleeping thread (the kernel's commit ioctl), or it
+    /// gives up. Nothing about its records is acknowledged; they stay
+    /// queued or in their lwb and are written as usual. The handle is
+    /// stale from here on. A waiter not linked to an lwb, or already done,
+    /// is released now; one linked to an lwb is released when that lwb is
+    /// done, without a wake-up. A waiter nobody abandons or polls to
+    /// `Done` holds its slot ([`Limit::CommitWaiters`]) for good.
+    pub fn waiter_abandon(&self, w: WaiterId) -> Result<(), Error> {
+        let mut log = self.log.lock();
+        let state = log.waiters.get(w)?.state;
+        if self.failed.load(Ordering::Acquire) {
+            // Records that will never be issued: finish it now.
+            log.fail_unissued_waiter(w, state);
+        }
+        let s = log.waiters.get(w)?;
+        match s.state {
+            WaiterState::Linked(_) => {
+                // The lwb's list names the slot, not the handle: a new
+                // generation makes `w` stale now, and the slot is released
+                // when the lwb signals it.
+                s.abandoned = true;
+                s.gen = s.gen.wrapping_add(1);
+            }
+            WaiterState::Unlinked | WaiterState::Done(_) => log.waiters.release(w),
+            WaiterState::Free => return Err(Error::StaleHandle),
+        }
+        Ok(())
     }
 
     /// The commit timeout of waiter `w` passed (`zil_commit_waiter_timeout`):

@@ -937,3 +937,128 @@ fn a_handoff_behind_an_lwb_that_fails_on_the_spot_is_issued_at_once() {
     let steps = check_transitions(&p, &zil);
     assert_eq!(&steps[..3], [(1, 7), (2, 7), (3, 7)], "{steps:?}");
 }
+
+/// Commit until the waiter table is full; returns how many commits got a
+/// waiter.
+fn waiters_left(zil: &Zil<&MemPlatform>) -> (usize, Vec<rzil::WaiterId>) {
+    let mut ws = Vec::new();
+    for _ in 0..=rzil::limits::COMMIT_WAITERS_MAX {
+        zil.assign(1, &write_rec(&[0; 8])).unwrap();
+        match zil.commit() {
+            Ok(w) => ws.push(w),
+            Err(e) => {
+                assert_eq!(e, Error::Backpressure(Limit::CommitWaiters));
+                break;
+            }
+        }
+    }
+    (ws.len(), ws)
+}
+
+/// A committer interrupted while it sleeps (the kernel's commit ioctl on a
+/// signal) abandons its waiter: the handle goes stale at once, nobody is
+/// woken for it, its slot comes back when its lwb is done, and its record
+/// is still written, unacknowledged.
+#[test]
+fn an_abandoned_linked_waiter_frees_its_slot_when_its_lwb_is_done() {
+    let p = MemPlatform::new(256 * MIB, 64);
+    let zil = new_log(&p);
+    let (w1, w2) = two_lwbs_in_flight(&p, &zil);
+    zil.waiter_abandon(w2).unwrap();
+    assert_eq!(zil.waiter_poll(w2), Err(Error::StaleHandle));
+    assert_eq!(zil.waiter_abandon(w2), Err(Error::StaleHandle));
+    p.complete_all(&zil);
+    assert_eq!(poll(&zil, w1), WaitStatus::Done(Ok(())));
+    assert!(
+        !p.st().woken.contains(&w2),
+        "no wake-up for an abandoned waiter"
+    );
+    let (recs, _) = p.durable_records(zil.chain_head().blkptr());
+    assert_eq!(recs.len(), 2, "the abandoned commit's record is written");
+    let (n, _) = waiters_left(&zil);
+    assert_eq!(n, rzil::limits::COMMIT_WAITERS_MAX, "both slots came back");
+}
+
+/// A waiter left unlinked by back-pressure, or already done, is released
+/// by `waiter_abandon` at once.
+#[test]
+fn an_abandoned_unlinked_or_done_waiter_is_released_at_once() {
+    let p = MemPlatform::new(256 * MIB, 64);
+    let zil = new_log(&p);
+    let (n, ws) = waiters_left(&zil);
+    assert_eq!(n, rzil::limits::COMMIT_WAITERS_MAX);
+    // Give every waiter up, whatever state it is in (linked to the open
+    // tail, to an issued lwb, or done), then complete everything.
+    for &w in &ws {
+        zil.waiter_abandon(w).unwrap();
+    }
+    p.complete_all(&zil);
+    // Waiters linked to the open tail are released when it is done: one
+    // more commit, timed out, closes it.
+    let w = zil.commit().unwrap();
+    if let WaitStatus::Pending {
+        deadline_ns: Some(d),
+    } = poll(&zil, w)
+    {
+        p.set_now_ns(d);
+        zil.waiter_timeout(w).unwrap();
+    }
+    p.complete_all(&zil);
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+    let (n, ws) = waiters_left(&zil);
+    assert_eq!(n, rzil::limits::COMMIT_WAITERS_MAX, "every slot came back");
+    // A done waiter: released without a poll.
+    p.complete_all(&zil);
+    let w = ws[0];
+    zil.waiter_abandon(w).unwrap();
+    assert_eq!(zil.waiter_poll(w), Err(Error::StaleHandle));
+}
+
+/// Back-pressure leaves a waiter unlinked; abandoning it frees the slot
+/// while its records stay queued for the next commit.
+#[test]
+fn an_abandoned_back_pressured_waiter_keeps_its_records_queued() {
+    // Room for the first block and three more 4 KiB blocks.
+    let p = MemPlatform::new(4 * 4096, 64);
+    let zil = new_log(&p);
+    let mut stuck = None;
+    for i in 0..10u8 {
+        zil.assign(1, &write_rec(&[i; 64])).unwrap();
+        let w = zil.commit().unwrap();
+        p.complete_all(&zil);
+        if let WaitStatus::Pending {
+            deadline_ns: Some(_),
+        } = poll(&zil, w)
+        {
+            stuck = Some(w);
+            break;
+        }
+    }
+    let w = stuck.expect("the fourth commit waits for space");
+    zil.waiter_abandon(w).unwrap();
+    assert_eq!(zil.waiter_poll(w), Err(Error::StaleHandle));
+    zil.checkpoint(u64::MAX).unwrap();
+    // The next commit carries the abandoned one's record too.
+    let w = zil.commit().unwrap();
+    let mut done = None;
+    for _ in 0..4 {
+        p.complete_all(&zil);
+        match poll(&zil, w) {
+            WaitStatus::Done(r) => {
+                done = Some(r);
+                break;
+            }
+            WaitStatus::Pending {
+                deadline_ns: Some(d),
+            } => {
+                p.set_now_ns(d);
+                zil.waiter_timeout(w).unwrap();
+            }
+            WaitStatus::Pending { deadline_ns: None } => {}
+        }
+    }
+    assert_eq!(done, Some(Ok(())));
+    let (recs, _) = p.durable_records(zil.chain_head().blkptr());
+    assert_eq!(recs.len(), 1, "one record after the checkpoint: {recs:?}");
+    assert_eq!(recs[0].2, [3u8; 64], "the abandoned commit's record");
+}

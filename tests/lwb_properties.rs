@@ -32,6 +32,9 @@ enum Op {
     Timeout { pick: usize },
     /// Checkpoint up to what the log says is durable.
     Checkpoint,
+    /// The committer of pending waiter `pick % len` stops waiting (a
+    /// signal in the kernel's commit ioctl).
+    Abandon { pick: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -40,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (any::<usize>(), prop::bool::weighted(0.03)).prop_map(|(pick, fail)| Op::Complete { pick, fail }),
         2 => any::<usize>().prop_map(|pick| Op::Timeout { pick }),
         1 => Just(Op::Checkpoint),
+        1 => any::<usize>().prop_map(|pick| Op::Abandon { pick }),
     ]
 }
 
@@ -118,6 +122,16 @@ impl Model<'_> {
             Ok(())
         };
         self.p.complete(&self.zil, pick % n, r);
+    }
+
+    fn abandon(&mut self, pick: usize) -> Result<(), TestCaseError> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        let wt = self.waiting.remove(pick % self.waiting.len());
+        prop_assert_eq!(self.zil.waiter_abandon(wt.w), Ok(()));
+        prop_assert_eq!(self.zil.waiter_poll(wt.w), Err(Error::StaleHandle));
+        Ok(())
     }
 
     fn timeout(&mut self, pick: usize) -> Result<(), TestCaseError> {
@@ -273,6 +287,7 @@ fn run(ops: &[Op], capacity_bytes: u64) -> Result<u64, TestCaseError> {
             Op::Complete { pick, fail } => m.complete(*pick, *fail),
             Op::Timeout { pick } => m.timeout(*pick)?,
             Op::Checkpoint => m.checkpoint(),
+            Op::Abandon { pick } => m.abandon(*pick)?,
         }
         m.p.advance_ns(3_000);
         m.check()?;
