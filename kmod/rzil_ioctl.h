@@ -63,7 +63,9 @@ struct rzil_ioc_append {
 
 /*
  * RZIL_IOC_COMMIT: make every record assigned so far durable (rc_foid is
- * reserved for a per-object commit and must be 0).
+ * reserved for a per-object commit and must be 0).  Sleeps until then,
+ * interruptibly: a signal ends it with EINTR (or a restart), and then
+ * nothing is acknowledged.
  */
 struct rzil_ioc_commit {
 	uint32_t	rc_size;		/* sizeof(struct rzil_ioc_commit) */

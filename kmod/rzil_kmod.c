@@ -438,6 +438,14 @@ rzil_shim_cv_timedwait_ns(struct cv *cv, struct mtx *m, uint64_t timeout_ns)
 	return (cv_timedwait_sbt(cv, m, nstosbt(timeout_ns), 0, 0));
 }
 
+int
+rzil_shim_cv_timedwait_sig_ns(struct cv *cv, struct mtx *m,
+    uint64_t timeout_ns)
+{
+
+	return (cv_timedwait_sig_sbt(cv, m, nstosbt(timeout_ns), 0, 0));
+}
+
 void
 rzil_shim_cv_broadcast(struct cv *cv)
 {

@@ -92,6 +92,8 @@ void	rzil_shim_cv_destroy(struct cv *cv);
 void	rzil_shim_cv_wait(struct cv *cv, struct mtx *m);
 int	rzil_shim_cv_timedwait_ns(struct cv *cv, struct mtx *m,
 	    uint64_t timeout_ns);
+int	rzil_shim_cv_timedwait_sig_ns(struct cv *cv, struct mtx *m,
+	    uint64_t timeout_ns);
 void	rzil_shim_cv_broadcast(struct cv *cv);
 uint64_t rzil_shim_uptime_ns(void);
 uint64_t rzil_shim_random_u64(void);

@@ -392,31 +392,48 @@ pub unsafe extern "C" fn rzil_core_commit(
             unsafe { ffi::rzil_shim_commit_done(inst.sc, took_ns) };
             0
         }
-        Err(e) => errno::from_error(e),
+        Err(CommitEnd::Core(e)) => errno::from_error(e),
+        Err(CommitEnd::Interrupted(errno)) => errno,
     }
 }
 
-fn commit_and_wait(inst: &Instance) -> Result<(), Error> {
+/// Why a commit ioctl returns without success.
+enum CommitEnd {
+    /// The core's answer (an I/O error, a failed log, back-pressure).
+    Core(Error),
+    /// A signal ended the sleep: `EINTR` or `ERESTART`. The waiter was
+    /// abandoned; nothing was acknowledged.
+    Interrupted(i32),
+}
+
+fn commit_and_wait(inst: &Instance) -> Result<(), CommitEnd> {
     let p = &inst.platform;
-    let w = inst.zil().commit()?;
+    let zil = inst.zil();
+    let w = zil.commit().map_err(CommitEnd::Core)?;
     // Ends when the waiter is done: every lwb completes or fails, and
-    // the commit timeout closes a lingering open lwb.
+    // the commit timeout closes a lingering open lwb; or when a signal
+    // ends a sleep (a commit held up by a full log, with nobody
+    // checkpointing, would otherwise keep the thread forever).
     loop {
         let seen = p.wake_seq();
-        match inst.zil().waiter_poll(w)? {
-            WaitStatus::Done(r) => return r,
-            WaitStatus::Pending { deadline_ns } => {
-                let now = p.now_ns();
-                match deadline_ns {
-                    Some(d) if now >= d => inst.zil().waiter_timeout(w)?,
-                    Some(d) => {
-                        let _: WaitResult = p.sleep(seen, d - now);
-                    }
-                    None => {
-                        let _: WaitResult = p.sleep(seen, COMMIT_SLEEP_NS_MAX);
-                    }
-                }
+        let deadline_ns = match zil.waiter_poll(w).map_err(CommitEnd::Core)? {
+            WaitStatus::Done(r) => return r.map_err(CommitEnd::Core),
+            WaitStatus::Pending { deadline_ns } => deadline_ns,
+        };
+        let now = p.now_ns();
+        let sleep_ns = match deadline_ns {
+            Some(d) if now >= d => {
+                zil.waiter_timeout(w).map_err(CommitEnd::Core)?;
+                continue;
             }
+            Some(d) => d - now,
+            None => COMMIT_SLEEP_NS_MAX,
+        };
+        if let WaitResult::Interrupted(errno) = p.sleep(seen, sleep_ns) {
+            // The caller will not wait: the core forgets the waiter
+            // without acknowledging its records (they are still written).
+            let _ = zil.waiter_abandon(w);
+            return Err(CommitEnd::Interrupted(errno));
         }
     }
 }

@@ -241,13 +241,14 @@ impl KPlatform {
         self.wake_seq.load(Ordering::Acquire)
     }
 
-    /// Sleep until a wake newer than `seen_seq`, or `timeout_ns`.
+    /// Sleep until a wake newer than `seen_seq`, `timeout_ns`, or a signal
+    /// to this (user) thread.
     pub fn sleep(&self, seen_seq: u64, timeout_ns: u64) -> WaitResult {
         let mut g = self.wake_lock.lock();
         if self.wake_seq.load(Ordering::Acquire) != seen_seq {
             return WaitResult::Woken;
         }
-        self.wake_cv.wait_timeout_ns(&mut g, timeout_ns)
+        self.wake_cv.wait_timeout_sig_ns(&mut g, timeout_ns)
     }
 
     /// I/Os submitted and not yet completed.

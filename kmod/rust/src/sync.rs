@@ -224,14 +224,17 @@ unsafe impl Sync for KCondvar {}
 // SAFETY: as for KMutex.
 unsafe impl Send for KCondvar {}
 
-/// Whether [`KCondvar::wait_timeout_ns`] returned because of a wake-up or
-/// because the time ran out.
+/// Why a [`KCondvar`] wait returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitResult {
     /// Woken (or spuriously returned); re-check the condition.
     Woken,
     /// The timeout elapsed.
     TimedOut,
+    /// A signal arrived ([`KCondvar::wait_timeout_sig_ns`] only): the errno
+    /// to return, `EINTR` or `ERESTART` (the syscall restarts when the
+    /// handler was installed with `SA_RESTART`).
+    Interrupted(i32),
 }
 
 impl KCondvar {
@@ -282,6 +285,29 @@ impl KCondvar {
             WaitResult::TimedOut
         } else {
             WaitResult::Woken
+        }
+    }
+
+    /// [`wait_timeout_ns`](Self::wait_timeout_ns), but a signal to the
+    /// sleeping thread ends the wait (`cv_timedwait_sig_sbt`): for sleeps
+    /// on behalf of a user thread, which must stay killable.
+    pub fn wait_timeout_sig_ns<T>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        timeout_ns: u64,
+    ) -> WaitResult {
+        let cv = self.as_ptr();
+        let m = lock_api::MutexGuard::mutex(guard);
+        // SAFETY: the raw mutex is locked by this thread (we hold its
+        // guard) and initialised; cv_timedwait_sig_sbt drops and re-takes
+        // it, also when a signal ends the wait, so the guard stays valid.
+        let m_ptr = unsafe { m.raw() }.as_ptr();
+        // SAFETY: `cv` and `m_ptr` are initialised and owned as above.
+        let rc = unsafe { ffi::rzil_shim_cv_timedwait_sig_ns(cv, m_ptr, timeout_ns) };
+        match rc {
+            0 => WaitResult::Woken,
+            rc if rc as u32 == ffi::EWOULDBLOCK => WaitResult::TimedOut,
+            rc => WaitResult::Interrupted(rc),
         }
     }
 
