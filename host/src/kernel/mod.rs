@@ -143,12 +143,12 @@ impl Control for ControlDevice {
             Request::Detach(r) => (abi::RZIL_IOC_DETACH, arg(r)),
         };
         loop {
-            // SAFETY: `cmd` encodes the size of the structure `data` points
-            // to (abi.rs, checked against rzil_ioctl.h by `make
-            // check-kernel-abi`), which is live, aligned and exclusively
-            // borrowed for the call; the kernel copies exactly that many
-            // bytes in and out. A payload address inside (APPEND) points to
-            // a slice the caller keeps alive across the call.
+            // `cmd` encodes the size of the structure `data` points to
+            // (abi.rs, checked against rzil_ioctl.h by `make
+            // check-kernel-abi`); the kernel copies exactly that many bytes.
+            // SAFETY: `data` is live, aligned and exclusively borrowed for
+            // the call; an APPEND payload address points to a slice the
+            // caller keeps alive across it.
             let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), cmd as libc::c_ulong, data) };
             if rc != -1 {
                 return Ok(());

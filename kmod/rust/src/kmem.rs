@@ -272,10 +272,10 @@ impl<T> KSlots<T> {
             return Err(AllocError);
         }
         for i in 0..len {
-            // SAFETY: `i < len`: slot `i` lies inside the `bytes`-byte
-            // allocation, aligned (checked above); it is written once and
-            // holds no T yet. A panic in `init` aborts the kernel, so no
-            // half-filled table is ever dropped.
+            // A panic in `init` aborts the kernel: no half-filled table is
+            // ever dropped.
+            // SAFETY: `i < len`: slot `i` lies inside the aligned allocation
+            // (checked above) and is written once, holding no T yet.
             unsafe { ptr.as_ptr().add(i).write(init(i)) };
         }
         // INVARIANT: all `len` slots are initialised; the memory is ours.
