@@ -19,10 +19,10 @@
 //!   the handle by value. Nothing reachable from the issuing thread can
 //!   touch the lwb afterwards: the #15233 rule, enforced by the compiler.
 //! * ISSUED → WRITE_DONE → FLUSH_DONE: only the zio graph's completion
-//!   handlers, under `zl_lock`, via [`LwbObj::advance`], which refuses any
+//!   handlers, under `zl_lock`, via `LwbObj::advance`, which refuses any
 //!   move that is not one step forward.
 //! * FLUSH_DONE → freed: `checkpoint`, under `zl_lock`, after checking the
-//!   `zil_free_lwb` invariants ([`LwbObj::check_free`]).
+//!   `zil_free_lwb` invariants (`LwbObj::check_free`).
 //!
 //! Illegal transitions do not compile:
 //!

@@ -1,7 +1,7 @@
 //! An in-memory platform for tests and measurements (feature `testkit`).
 //!
 //! Nothing completes by itself: every submitted write, flush and indirect
-//! data write waits in [`MemPlatform::pending`] until the test completes
+//! data write waits in [`MemState::pending`] until the test completes
 //! it, in any order and with any result, through [`MemPlatform::complete`].
 //! The device model has a volatile write cache: a completed write sits in
 //! the cache; a flush makes durable exactly the writes that had completed

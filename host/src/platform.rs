@@ -140,7 +140,8 @@ struct SlabInner<T> {
     max: usize,
 }
 
-/// An object on loan from a [`Slab`]; returns to it when dropped.
+/// An object on loan from a slab (this module's bounded pool); returns to
+/// it when dropped.
 #[derive(Debug)]
 pub struct SlabBox<T> {
     obj: Option<Box<T>>,

@@ -274,7 +274,7 @@ impl Blkptr {
         Ok(bp)
     }
 
-    /// `BP_IS_HOLE`: not embedded and DVA[0] empty.
+    /// `BP_IS_HOLE`: not embedded and `DVA[0]` empty.
     pub const fn is_hole(&self) -> bool {
         !self.is_embedded() && self.dva[0].is_empty()
     }
@@ -282,15 +282,15 @@ impl Blkptr {
     pub const fn is_embedded(&self) -> bool {
         prop::get(self.prop, prop::EMBEDDED_SHIFT, 1) != 0
     }
-    /// vdev of DVA[0].
+    /// vdev of `DVA[0]`.
     pub const fn vdev(&self) -> u32 {
         self.dva[0].vdev()
     }
-    /// Byte offset of DVA[0].
+    /// Byte offset of `DVA[0]`.
     pub const fn offset_bytes(&self) -> u64 {
         self.dva[0].offset_bytes()
     }
-    /// Allocated size of DVA[0] in bytes.
+    /// Allocated size of `DVA[0]` in bytes.
     pub const fn asize_bytes(&self) -> u64 {
         self.dva[0].asize_bytes()
     }
