@@ -136,6 +136,24 @@ fn counters(end: &KernelEnd, result: &DriveResult) -> (f64, u64, u64, u64) {
     )
 }
 
+/// Attach `provider`, run `config`'s committers through the module until
+/// their time is up or a ^C, detach, and check that the instance ended
+/// clean: one `run`, or one slice of a `bench`.
+fn drive_kernel(
+    ctl: &dyn Control,
+    provider: &str,
+    config: DriveConfig,
+    on_tick: &mut dyn FnMut(Tick),
+) -> Result<(DriveResult, KernelEnd), Failure> {
+    let (body, end) = with_kernel_log(ctl, provider, config.threads, |log| {
+        drive_with(log, config, DRIVE_STALL, &interrupted, &|_, _| {}, on_tick)
+    })?;
+    let result = body.map_err(|e| body_failure(e, &end))?;
+    clean(&end)?;
+    check_interrupted()?;
+    Ok((result, end))
+}
+
 /// Where the report lines go: stdout, or a test's buffer.
 type Out<'a> = &'a mut dyn FnMut(String);
 
@@ -163,19 +181,7 @@ fn run_on(
         args.seconds,
         format!("rzil run --kernel, {} threads", args.threads),
     );
-    let (body, end) = with_kernel_log(ctl, provider, args.threads, |log| {
-        drive_with(
-            log,
-            config,
-            DRIVE_STALL,
-            &interrupted,
-            &|_, _| {},
-            &mut progress,
-        )
-    })?;
-    let result = body.map_err(|e| body_failure(e, &end))?;
-    clean(&end)?;
-    check_interrupted()?;
+    let (result, end) = drive_kernel(ctl, provider, config, &mut progress)?;
     let (flushes_per_commit, lwbs_issued, bytes_written, io_errors) = counters(&end, &result);
     let at = &end.attached;
     if args.json {
@@ -326,19 +332,7 @@ fn bench_on(
                     elapsed: done + t.elapsed,
                 })
             };
-            let (body, end) = with_kernel_log(ctl, provider, threads, |log| {
-                drive_with(
-                    log,
-                    config,
-                    DRIVE_STALL,
-                    &interrupted,
-                    &|_, _| {},
-                    &mut tick,
-                )
-            })?;
-            let slice = body.map_err(|e| body_failure(e, &end))?;
-            clean(&end)?;
-            check_interrupted()?;
+            let (slice, end) = drive_kernel(ctl, provider, config, &mut tick)?;
             let (_, lwbs, _, io_errors) = counters(&end, &slice);
             if io_errors > 0 {
                 return Err(Failure(format!(
