@@ -424,20 +424,6 @@ rzil_shim_cv_destroy(struct cv *cv)
 	cv_destroy(cv);
 }
 
-void
-rzil_shim_cv_wait(struct cv *cv, struct mtx *m)
-{
-
-	cv_wait(cv, m);
-}
-
-int
-rzil_shim_cv_timedwait_ns(struct cv *cv, struct mtx *m, uint64_t timeout_ns)
-{
-
-	return (cv_timedwait_sbt(cv, m, nstosbt(timeout_ns), 0, 0));
-}
-
 int
 rzil_shim_cv_timedwait_sig_ns(struct cv *cv, struct mtx *m,
     uint64_t timeout_ns)

@@ -89,9 +89,6 @@ int	rzil_shim_mtx_trylock(struct mtx *m);
 void	rzil_shim_mtx_unlock(struct mtx *m);
 void	rzil_shim_cv_init(struct cv *cv, const char *name);
 void	rzil_shim_cv_destroy(struct cv *cv);
-void	rzil_shim_cv_wait(struct cv *cv, struct mtx *m);
-int	rzil_shim_cv_timedwait_ns(struct cv *cv, struct mtx *m,
-	    uint64_t timeout_ns);
 int	rzil_shim_cv_timedwait_sig_ns(struct cv *cv, struct mtx *m,
 	    uint64_t timeout_ns);
 void	rzil_shim_cv_broadcast(struct cv *cv);

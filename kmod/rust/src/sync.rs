@@ -231,9 +231,8 @@ pub enum WaitResult {
     Woken,
     /// The timeout elapsed.
     TimedOut,
-    /// A signal arrived ([`KCondvar::wait_timeout_sig_ns`] only): the errno
-    /// to return, `EINTR` or `ERESTART` (the syscall restarts when the
-    /// handler was installed with `SA_RESTART`).
+    /// A signal arrived: the errno to return, `EINTR` or `ERESTART` (the
+    /// syscall restarts when the handler was installed with `SA_RESTART`).
     Interrupted(i32),
 }
 
@@ -270,27 +269,11 @@ impl KCondvar {
         self.cv.get().cast()
     }
 
-    /// Sleep until [`KCondvar::broadcast`] or `timeout_ns` passes. The
-    /// guard's mutex is released while asleep and held again on return.
-    pub fn wait_timeout_ns<T>(&self, guard: &mut MutexGuard<'_, T>, timeout_ns: u64) -> WaitResult {
-        let cv = self.as_ptr();
-        let m = lock_api::MutexGuard::mutex(guard);
-        // SAFETY: the raw mutex is locked by this thread (we hold its
-        // guard) and initialised; cv_timedwait_sbt drops and re-takes it,
-        // so the guard is valid again on return.
-        let m_ptr = unsafe { m.raw() }.as_ptr();
-        // SAFETY: `cv` and `m_ptr` are initialised and owned as above.
-        let rc = unsafe { ffi::rzil_shim_cv_timedwait_ns(cv, m_ptr, timeout_ns) };
-        if rc as u32 == ffi::EWOULDBLOCK {
-            WaitResult::TimedOut
-        } else {
-            WaitResult::Woken
-        }
-    }
-
-    /// [`wait_timeout_ns`](Self::wait_timeout_ns), but a signal to the
-    /// sleeping thread ends the wait (`cv_timedwait_sig_sbt`): for sleeps
-    /// on behalf of a user thread, which must stay killable.
+    /// Sleep until [`KCondvar::broadcast`], `timeout_ns`, or a signal to
+    /// the sleeping thread (`cv_timedwait_sig_sbt`): every sleep of the
+    /// module is on behalf of a user thread (the commit ioctl), which must
+    /// stay killable. The guard's mutex is released while asleep and held
+    /// again on return.
     pub fn wait_timeout_sig_ns<T>(
         &self,
         guard: &mut MutexGuard<'_, T>,
