@@ -251,7 +251,12 @@ fn complete(mem: &MemPlatform, zil: &Log<'_, '_>, seq: u64, write: bool) {
             .pending
             .iter()
             .position(|p| p.io.lwb_seq() == seq && (p.io.kind() == IoKind::Write) == write)
-            .unwrap_or_else(|| panic!("no pending {} for lwb {seq}", ["flush", "write"][usize::from(write)]));
+            .unwrap_or_else(|| {
+                panic!(
+                    "no pending {} for lwb {seq}",
+                    ["flush", "write"][usize::from(write)]
+                )
+            });
         st.pending.remove(i).io
     };
     zil.io_done(io, Ok(())).expect("completion accepted");
@@ -356,11 +361,83 @@ fn main() {
             "abandoned": true, "what": "abandoned",
         })))
         .collect();
+    let lwbs = lwbs_json(&zil);
     let mut truth = json!({
-        "pid": std::process::id(),
-        "phase1": {"lwbs": lwbs_json(&zil), "waiters": waiters_json},
+        "phase1": {"lwbs": lwbs, "waiters": waiters_json},
     });
     std::fs::write(&path, serde_json::to_vec_pretty(&truth).unwrap()).expect("write truth");
-    eprintln!("{}", serde_json::to_string_pretty(&truth).unwrap());
     rzil_gdb_marker(1);
+
+    // Phase 2. The list slot of the WRITE_DONE lwb now points at lwb 1's
+    // freed, junk-filled item (a stale lwb pointer, as thread A held in
+    // #15233), and the slot of the first ISSUED lwb holds the junk word
+    // itself as a pointer.
+    let freed_lwb = *FREED_LWBS.lock().unwrap().first().expect("lwb 1 was freed");
+    let seq_of = |state: &str| {
+        truth["phase1"]["lwbs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["state"] == state)
+            .unwrap_or_else(|| panic!("no {state} lwb"))["seq"]
+            .as_u64()
+            .unwrap()
+    };
+    let (stale_seq, junk_seq) = (seq_of("WRITE_DONE"), seq_of("ISSUED"));
+    let stale_slot = lwb_slot(&platform, &zil, stale_seq);
+    let junk_slot = lwb_slot(&platform, &zil, junk_seq);
+    // SAFETY: deliberate corruption of the log's lwb table, the crash
+    // dump this program exists to produce. Both addresses are slots of the
+    // live table this program allocated (`alloc_slots`), aligned words of
+    // an `Option<TrashBox>` (a nullable pointer, `repr(transparent)` over
+    // NonNull); no reference into the table is alive (the log is idle and
+    // single-threaded), and the log is never used again: it is forgotten
+    // below, so nothing follows or frees the bad pointers.
+    unsafe {
+        std::ptr::write_volatile(stale_slot as *mut usize, freed_lwb);
+        std::ptr::write_volatile(junk_slot as *mut u64, TRASH_U64);
+    }
+    truth["phase2"] = json!({
+        "stale_seq": stale_seq,
+        "stale_addr": format!("{freed_lwb:#x}"),
+        "junk_seq": junk_seq,
+    });
+    std::fs::write(&path, serde_json::to_vec_pretty(&truth).unwrap()).expect("write truth");
+    rzil_gdb_marker(2);
+    std::mem::forget(zil);
+}
+
+/// The address of the lwb table slot that holds lwb `seq`: the table of
+/// `Option<TrashBox>` the log allocated, searched for the item whose
+/// object has that seq.
+fn lwb_slot(platform: &GdbPlatform<'_>, zil: &Log<'_, '_>, seq: u64) -> usize {
+    assert_eq!(
+        std::mem::size_of::<Option<TrashBox>>(),
+        std::mem::size_of::<usize>()
+    );
+    let want = std::any::type_name::<Option<TrashBox>>();
+    let tables = platform.tables.lock().unwrap();
+    let &(base, len, _) = tables
+        .iter()
+        .find(|t| t.2 == want)
+        .expect("the lwb list table");
+    let mut gen = None;
+    zil.for_each_lwb(|v| {
+        if v.id.seq == seq {
+            gen = Some(v.id);
+        }
+    });
+    let id = gen.expect("lwb on the list");
+    (0..len)
+        .map(|i| base + i * std::mem::size_of::<usize>())
+        .find(|&slot| {
+            // SAFETY: `slot` is slot `i < len` of the live lwb table: an
+            // initialised Option<TrashBox>, a nullable pointer, read by
+            // value. The log is idle, so nothing writes it meanwhile.
+            let item = unsafe { (slot as *const usize).read_volatile() };
+            // SAFETY: a non-null slot holds a live lwb item the log owns
+            // (TrashBox invariant); it is only read, with the log idle.
+            item != 0 && unsafe { (*(item as *const LwbObj)).id() } == id
+        })
+        .expect("the lwb's slot")
 }

@@ -553,6 +553,10 @@ def unlock(obj):
     return obj.path("data", "value")
 
 
+def trashed(lwb):
+    return any(lvl == "TRASHED" for lvl, _ in lwb["flags"].items)
+
+
 class Flags(object):
     def __init__(self):
         self.items = []
@@ -564,7 +568,10 @@ class Flags(object):
         self.items.append(("SUSPECT", reason))
 
     def lines(self, indent):
-        return ["%s!! %s: %s" % (indent, lvl, why) for lvl, why in self.items]
+        """The findings; once something is TRASHED, what its garbage
+        values also break (SUSPECT) is noise and left out."""
+        worst = [i for i in self.items if i[0] == "TRASHED"] or self.items
+        return ["%s!! %s: %s" % (indent, lvl, why) for lvl, why in worst]
 
 
 def ring_const(ring_type):
@@ -662,7 +669,6 @@ class Log(object):
             return
         lwb_type = loc.lwb_type
         next_gen = self.state.field("next_gen").uint()
-        prev_seq = None
         for i in range(min(count, LWB_INFLIGHT_MAX)):
             slot = (head + i) % n
             lwb = {"index": i, "slot": slot, "flags": Flags(), "waiter_list": []}
@@ -687,13 +693,25 @@ class Log(object):
                 fl.trashed("lwb pointer %s: %s" % (hexa(addr), e))
                 continue
             self._decode_lwb(o, lwb, next_gen)
-            seq = lwb.get("seq")
-            if seq is not None and prev_seq is not None and seq != prev_seq + 1:
-                fl.suspect("seq %d after %d: block seqs on the list are consecutive"
-                           % (seq, prev_seq))
-            if seq is not None:
-                prev_seq = seq
+        self._check_seqs()
         self._link_waiters()
+
+    def _check_seqs(self):
+        """Block seqs on the list are consecutive: check the readable lwbs
+        against each other and name the seq a trashed entry stands for."""
+        good = [l for l in self.lwbs if "seq" in l and not trashed(l)]
+        for a, b in zip(good, good[1:]):
+            if b["seq"] - a["seq"] != b["index"] - a["index"]:
+                b["flags"].suspect("seq %d at list position %d after seq %d at %d: "
+                                   "block seqs on the list are consecutive"
+                                   % (b["seq"], b["index"], a["seq"], a["index"]))
+        for l in self.lwbs:
+            if not trashed(l) or not good:
+                continue
+            near = min(good, key=lambda g: abs(g["index"] - l["index"]))
+            l["expected_seq"] = near["seq"] + l["index"] - near["index"]
+            l["flags"].trashed("list position %d should hold lwb seq %d"
+                               % (l["index"], l["expected_seq"]))
 
     def _decode_lwb(self, o, lwb, next_gen):
         fl = lwb["flags"]
@@ -759,7 +777,7 @@ class Log(object):
         """Walk each lwb's waiter list (bounded by the table) and check it
         against the waiters' own state."""
         on_list = {}
-        seqs = dict((l["seq"], l) for l in self.lwbs if "seq" in l and l["flags"].items == [])
+        seqs = dict((l["seq"], l) for l in self.lwbs if "seq" in l and not trashed(l))
         for lwb in self.lwbs:
             cur = lwb.get("waiters_head")
             if not isinstance(cur, int):
@@ -786,18 +804,18 @@ class Log(object):
             if len(lwb["waiter_list"]) != lwb["waiters"]:
                 fl.suspect("%d waiters counted, %d on the list"
                            % (lwb["waiters"], len(lwb["waiter_list"])))
-        all_seqs = dict((l["seq"], l) for l in self.lwbs if "seq" in l)
+        bad = dict((l["expected_seq"], l) for l in self.lwbs if "expected_seq" in l)
         for i, w in self.waiters.items():
             if w.get("state") != "Linked":
                 continue
             seq = w.get("seq")
-            lwb = all_seqs.get(seq)
-            if lwb is None:
+            if seq in bad:
                 self.waiter_flags[i].trashed(
-                    "linked to lwb seq %d, which is not on the list: a freed lwb" % seq)
+                    "linked to lwb seq %d, whose list entry (position %d) is trashed: "
+                    "the waiter points at a freed lwb" % (seq, bad[seq]["index"]))
             elif seq not in seqs:
                 self.waiter_flags[i].trashed(
-                    "linked to lwb seq %d, whose memory is trashed: a freed lwb" % seq)
+                    "linked to lwb seq %d, which is not on the list: a freed lwb" % seq)
             elif i not in on_list:
                 self.waiter_flags[i].suspect("Linked(%d) but on no lwb's list" % seq)
 
