@@ -10,7 +10,10 @@
 #
 # EXPR is any expression naming a `rzil::zil::Zil<..>`, a pointer or
 # reference to one, or a value holding one (the kernel's
-# `rzil_kmod::exports::Instance`, the host's `HostLog`). Without EXPR the
+# `rzil_kmod::exports::Instance`, the host's `HostLog`), the kernel's
+# `struct rzil_softc *` (`rzil_softcs[0]`) or `struct rzil_core *`, or a
+# bare address followed by a word of the Zil type's name when the DWARF
+# holds several (`rzil lwbs 0x7ffd1230 HostPlatform`). Without EXPR the
 # script takes every instance in the kernel module's `rzil_softcs` table,
 # or else the first Zil it finds among the locals of the selected frame
 # and its callers.
@@ -589,6 +592,10 @@ class Log(object):
     def __init__(self, zil):
         self.zil = zil
         self.flags = Flags()
+        junk, words = junk_words(zil.buf)
+        if junk >= 2:
+            self.flags.trashed("the Zil object holds 0xdeadc0de junk in %d of %d words: "
+                               "freed memory, or not a Zil" % (junk, words))
         self.state = unlock(zil.field("log"))
         self.lwbs = []
         self.waiters = {}
@@ -1048,14 +1055,56 @@ def frame_zil():
     return None
 
 
+def zil_of_expr(expr, pattern=None):
+    """The Zil an expression names: a Zil or a value holding one, a
+    pointer to either, the kernel's `struct rzil_softc *` or
+    `struct rzil_core *`, or a bare address (of the only Zil type in the
+    DWARF, or of the one whose name contains `pattern`)."""
+    v = with_rust(lambda: gdb.parse_and_eval(expr))
+    t = strip(v.type)
+    if t.code in (gdb.TYPE_CODE_INT, gdb.TYPE_CODE_ENUM) or (
+            t.code == gdb.TYPE_CODE_PTR and pattern is not None):
+        names = [n for n in with_rust(zil_types) if pattern is None or pattern in n]
+        if len(names) != 1:
+            raise gdb.GdbError("%s is an address: name its Zil type with a word of it "
+                               "(rzil lwbs ADDR WORD), one of: %s"
+                               % (expr, ", ".join(with_rust(zil_types))))
+        ptr_mask = (1 << (8 * gdb.lookup_type("char").pointer().sizeof)) - 1
+        return Obj(int(v) & ptr_mask, with_rust(lambda: gdb.lookup_type(names[0])))
+    obj = obj_of_value(v)
+    name = str(obj.type.name or "")
+    if name.endswith("rzil_softc"):
+        obj = Obj(obj.field("sc_core").uint(), kernel_instance_type())
+    elif name.endswith("rzil_core"):
+        obj = Obj(obj.addr, kernel_instance_type())
+    z = zil_in(obj)
+    if z is None:
+        raise gdb.GdbError("no rzil::zil::Zil in %s (%s)" % (expr, v.type))
+    return z
+
+
+def kernel_instance_type():
+    it = instance_type()
+    if it is None:
+        raise gdb.GdbError("no %s type in the DWARF (is rzil.ko.debug loaded?)"
+                           % INSTANCE_TYPE)
+    return it
+
+
 def logs_for(arg):
     """[(label, Zil Obj or None, error)] for a command's argument."""
-    if arg.strip():
-        v = with_rust(lambda: gdb.parse_and_eval(arg))
-        z = zil_in(obj_of_value(v))
-        if z is None:
-            raise gdb.GdbError("no rzil::zil::Zil in %s (%s)" % (arg, v.type))
-        return [(arg, z, None)]
+    arg = arg.strip()
+    if arg:
+        try:
+            try:
+                return [(arg, zil_of_expr(arg), None)]
+            except gdb.error:
+                words = arg.rsplit(None, 1)
+                if len(words) != 2:
+                    raise
+                return [(arg, zil_of_expr(words[0], words[1]), None)]
+        except Garbage as e:
+            return [(arg, None, str(e))]
     k = kernel_logs()
     if k is not None:
         return [("instance %d (%s)" % (i, prov), z, err) for i, prov, z, err in k]
@@ -1273,12 +1322,16 @@ def check_lwb_type(lt, need, ftype):
 # --- commands ---------------------------------------------------------------------
 
 def run_guarded(fn):
+    """Run a command body: garbage is reported, gdb errors (a bad
+    expression) become one clean error line."""
     try:
         fn()
-    except Garbage as e:
+    except (Garbage, gdb.MemoryError) as e:
         print("!! TRASHED: %s" % e)
-    except gdb.MemoryError as e:
-        print("!! TRASHED: %s" % e)
+    except gdb.GdbError:
+        raise
+    except gdb.error as e:
+        raise gdb.GdbError(str(e))
 
 
 class RzilPrefix(gdb.Command):

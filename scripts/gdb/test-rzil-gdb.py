@@ -29,6 +29,7 @@ import tempfile
 GDB_TIMEOUT_S = 120
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rzil.py")
 PHASE2_MARK = "@@phase2"
+ALIVE_MARK = "@@alive"
 # A meaningful dump holds lwbs in at least this many different states.
 DISTINCT_STATES_MIN = 4
 
@@ -175,6 +176,11 @@ def live_test(target):
         "-ex", "up",
         "-ex", "rzil lwbs zil",
         "-ex", "rzil waiters &zil",
+        # Garbage taken for a Zil: the freed lwb item and the junk word.
+        "-ex", "python import json; gdb.execute('rzil lwbs %%s GdbPlatform' %% "
+               "json.load(open('%s'))['phase2']['stale_addr'])" % truth_path,
+        "-ex", "rzil zil 0xdeadc0dedeadc0de GdbPlatform",
+        "-ex", "echo %s\\n" % ALIVE_MARK,
         "-ex", "kill",
         target])
     log_path = os.path.join(tmp, "gdb.out")
@@ -185,16 +191,25 @@ def live_test(target):
              "without CAP_SYS_PTRACE): the live test cannot run. gdb said:\n" + out)
     if PHASE2_MARK not in out or not os.path.exists(truth_path):
         fail("gdb did not reach the target's markers (output in %s):\n%s" % (log_path, out))
-    if "Traceback" in out or "Python Exception" in out:
+    if "Traceback" in out or "Python Exception" in out or "internal-error" in out:
         fail("rzil.py raised (output in %s):\n%s" % (log_path, out))
     with open(truth_path) as f:
         truth = json.load(f)
     p1_text, p2_text = out.split(PHASE2_MARK, 1)
     p1 = parse_sections(p1_text)
     p2 = parse_sections(p2_text)
-    if len(p1) != 3 or len(p2) != 2:
-        fail("expected 3 reports before and 2 after the second marker, got %d and %d:\n%s"
+    if len(p1) != 3 or len(p2) != 4:
+        fail("expected 3 reports before and 4 after the second marker, got %d and %d:\n%s"
              % (len(p1), len(p2), out))
+    # Garbage read as a Zil: flagged, and gdb lives on.
+    freed_as_zil = "\n".join(p2[2][1])
+    if "!! TRASHED: the Zil object holds 0xdeadc0de junk" not in freed_as_zil:
+        fail("the freed lwb item read as a Zil is not flagged:\n%s" % freed_as_zil)
+    junk_as_zil = "\n".join(p2[3][1])
+    if "!! TRASHED: cannot read" not in junk_as_zil:
+        fail("the junk word read as a Zil's address is not flagged:\n%s" % junk_as_zil)
+    if ALIVE_MARK not in p2_text:
+        fail("gdb did not survive reading garbage:\n%s" % p2_text)
 
     # Phase 1: everything as the program sees it, nothing flagged.
     want = truth["phase1"]["lwbs"]
