@@ -2,10 +2,12 @@
 //! scripts/gdb/test-rzil-gdb.py): a real [`Zil`] driven into a known mix
 //! of lwb states, with commit waiters linked to them, stopped twice for gdb.
 //!
-//! 1. Phase 1 (clean): the log holds lwbs from FLUSH_DONE to the open
-//!    tail; the program writes its own view of them (`Zil::for_each_lwb`
-//!    and the waiters it holds) as JSON to the file named by its argument,
-//!    then calls [`rzil_gdb_marker`]`(1)`, where gdb stops.
+//! 1. Phase 1 (clean): the log holds lwbs in six states (FLUSH_DONE,
+//!    WRITE_DONE, ISSUED, a CLOSED one whose filler thread is held inside
+//!    `get_data`, READY, the OPENED tail); the program writes its own view
+//!    of them (`Zil::for_each_lwb` and the waiters it holds) as JSON to
+//!    the file named by its argument, then calls
+//!    [`rzil_gdb_marker`]`(1)`, where gdb stops.
 //! 2. Phase 2 (the 2023 use-after-free shape, reference §2.2): one list
 //!    slot is made to point at an lwb item that a checkpoint freed, which
 //!    the lwb pool filled with `0xdeadc0de` as UMA does under INVARIANTS,
@@ -22,7 +24,7 @@
 //! `cargo run -p rzil-host --example gdb_target -- truth.json`
 
 use std::ptr::NonNull;
-use std::sync::Mutex;
+use std::sync::{Arc, Barrier, Mutex};
 
 use rzil::itx::Itx;
 use rzil::lwb::LwbObj;
@@ -42,6 +44,9 @@ const LOG_SPACE_BYTES: u64 = 64 << 20;
 const OBJSET: u64 = 54;
 /// Object the records write to.
 const FOID: u64 = 7;
+/// Object whose WR_NEED_COPY data the platform's `get_data` hands out
+/// only after two waits at the gate (so an lwb stays CLOSED meanwhile).
+const GATED_FOID: u64 = 9;
 /// Bytes of each record's data.
 const RECORD_BYTES: usize = 300;
 
@@ -243,6 +248,19 @@ fn commit_one(zil: &Log<'_, '_>, byte: u8) -> WaiterId {
     zil.commit().expect("commit")
 }
 
+/// Queue a WR_NEED_COPY record of [`GATED_FOID`] and commit it.
+fn commit_need_copy(zil: &Log<'_, '_>) -> WaiterId {
+    let rec = Record::Write {
+        foid: GATED_FOID,
+        offset: 0,
+        data: WriteData::NeedCopy {
+            length: RECORD_BYTES as u64,
+        },
+    };
+    zil.assign(1, &rec).expect("assign");
+    zil.commit().expect("commit")
+}
+
 /// Complete the first pending I/O of lwb `seq` of kind `kind`.
 fn complete(mem: &MemPlatform, zil: &Log<'_, '_>, seq: u64, write: bool) {
     let io = {
@@ -312,18 +330,27 @@ fn main() {
     let path = std::env::args()
         .nth(1)
         .expect("usage: gdb_target <ground-truth.json>");
-    let mem = MemPlatform::new(LOG_SPACE_BYTES, rzil::limits::LWB_INFLIGHT_MAX + 2);
-    let platform = GdbPlatform {
-        mem: &mem,
+    // Leaked: a filler thread stays blocked inside the log (below) until
+    // the process exits, and the log is never dropped.
+    let mem: &'static MemPlatform = Box::leak(Box::new(MemPlatform::new(
+        LOG_SPACE_BYTES,
+        rzil::limits::LWB_INFLIGHT_MAX + 2,
+    )));
+    let gate = Arc::new(Barrier::new(2));
+    mem.st().get_data_gate = Some((GATED_FOID, Arc::clone(&gate)));
+    let platform: &'static GdbPlatform<'static> = Box::leak(Box::new(GdbPlatform {
+        mem,
         tables: Mutex::new(Vec::new()),
-    };
-    let zil: Log<'_, '_> = Zil::new(&platform, Config::new(OBJSET)).expect("new log");
+    }));
+    let zil: &'static Log<'static, 'static> = Box::leak(Box::new(
+        Zil::new(platform, Config::new(OBJSET)).expect("new log"),
+    ));
 
     // lwb 1: a lone commit, written, flushed and freed by a checkpoint: its
     // item is the freed, trashed one phase 2 points a slot at.
-    let w = commit_one(&zil, 1);
-    complete(&mem, &zil, 1, true);
-    complete(&mem, &zil, 1, false);
+    let w = commit_one(zil, 1);
+    complete(mem, zil, 1, true);
+    complete(mem, zil, 1, false);
     assert_eq!(zil.waiter_poll(w), Ok(WaitStatus::Done(Ok(()))));
     let freed = zil.checkpoint(u64::MAX).expect("checkpoint").lwbs_freed;
     assert_eq!(freed, 1);
@@ -331,22 +358,39 @@ fn main() {
     // lwb 2 issued alone; lwbs 3.. are held open by a second committer
     // and closed by their waiters' timeouts.
     let mut waiters: Vec<(WaiterId, &str)> = Vec::new();
-    let w2 = commit_one(&zil, 2);
+    let w2 = commit_one(zil, 2);
     waiters.push((w2, "lwb 2"));
     for b in 3..=6u8 {
-        let w = commit_one(&zil, b);
-        let w_extra = commit_one(&zil, b + 100);
+        let w = commit_one(zil, b);
+        let w_extra = commit_one(zil, b + 100);
         waiters.push((w, "timed out"));
         waiters.push((w_extra, "joined"));
-        time_out(&mem, &zil, w);
+        time_out(mem, zil, w);
     }
     // lwb 2 FLUSH_DONE (not yet checkpointed), 3 WRITE_DONE, the rest
     // ISSUED, and an open tail with two waiters, one abandoned.
-    complete(&mem, &zil, 2, true);
-    complete(&mem, &zil, 2, false);
-    complete(&mem, &zil, 3, true);
-    let w_open = commit_one(&zil, 50);
-    let w_gone = commit_one(&zil, 51);
+    complete(mem, zil, 2, true);
+    complete(mem, zil, 2, false);
+    complete(mem, zil, 3, true);
+    // CLOSED: a WR_NEED_COPY record whose data the filler thread is still
+    // fetching (held at the gate); READY: the lwb after it, filled and
+    // waiting for the block that issuing the CLOSED one allocates.
+    let w_closed = commit_need_copy(zil);
+    waiters.push((w_closed, "closed"));
+    let deadline = match zil.waiter_poll(w_closed) {
+        Ok(WaitStatus::Pending {
+            deadline_ns: Some(d),
+        }) => d,
+        other => panic!("the NeedCopy lwb is not held open: {other:?}"),
+    };
+    mem.set_now_ns(deadline);
+    std::thread::spawn(move || zil.waiter_timeout(w_closed));
+    gate.wait();
+    let w_ready = commit_one(zil, 40);
+    waiters.push((w_ready, "ready"));
+    time_out(mem, zil, w_ready);
+    let w_open = commit_one(zil, 50);
+    let w_gone = commit_one(zil, 51);
     waiters.push((w_open, "open tail"));
     zil.waiter_abandon(w_gone).expect("abandon");
 
@@ -361,7 +405,7 @@ fn main() {
             "abandoned": true, "what": "abandoned",
         })))
         .collect();
-    let lwbs = lwbs_json(&zil);
+    let lwbs = lwbs_json(zil);
     let mut truth = json!({
         "phase1": {"lwbs": lwbs, "waiters": waiters_json},
     });
@@ -384,8 +428,8 @@ fn main() {
             .unwrap()
     };
     let (stale_seq, junk_seq) = (seq_of("WRITE_DONE"), seq_of("ISSUED"));
-    let stale_slot = lwb_slot(&platform, &zil, stale_seq);
-    let junk_slot = lwb_slot(&platform, &zil, junk_seq);
+    let stale_slot = lwb_slot(platform, zil, stale_seq);
+    let junk_slot = lwb_slot(platform, zil, junk_seq);
     // SAFETY: deliberate corruption of the log's lwb table, the crash
     // dump this program exists to produce. Both addresses are slots of the
     // live table this program allocated (`alloc_slots`), aligned words of
@@ -404,7 +448,9 @@ fn main() {
     });
     std::fs::write(&path, serde_json::to_vec_pretty(&truth).unwrap()).expect("write truth");
     rzil_gdb_marker(2);
-    std::mem::forget(zil);
+    // The filler thread is still at the gate and the log is corrupt: end
+    // here, without unwinding into either.
+    std::process::exit(0);
 }
 
 /// The address of the lwb table slot that holds lwb `seq`: the table of

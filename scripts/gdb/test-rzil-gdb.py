@@ -31,7 +31,7 @@ SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rzil.py")
 PHASE2_MARK = "@@phase2"
 ALIVE_MARK = "@@alive"
 # A meaningful dump holds lwbs in at least this many different states.
-DISTINCT_STATES_MIN = 4
+DISTINCT_STATES_MIN = 6
 
 
 def fail(msg):
