@@ -556,6 +556,22 @@ def unlock(obj):
     return obj.path("data", "value")
 
 
+def io_tokens(lwb):
+    """The I/Os the core awaits for an lwb, as the tokens it handed the
+    platform name them (IoToken: lwb id + kind): its block write until
+    the write completed, a flush per vdev bit, a WR_INDIRECT data write
+    per child bit."""
+    z = lwb["zio"]
+    out = []
+    if z.get("root_armed") and not z.get("write_own_done"):
+        out.append("Write")
+    mask = z.get("flushes_inflight", 0)
+    out += ["Flush{vdev:%d}" % v for v in range(64) if mask >> v & 1]
+    kids = z.get("children_inflight", 0)
+    out += ["Indirect{child:%d}" % c for c in range(128) if kids >> c & 1]
+    return out or ["-"]
+
+
 def trashed(lwb):
     return any(lvl == "TRASHED" for lvl, _ in lwb["flags"].items)
 
@@ -896,6 +912,7 @@ class Log(object):
                           z.get("children_inflight", 0), z.get("flushes_inflight", 0),
                           z.get("flushes_issued"), z.get("write_parent_next", 0),
                           z.get("root_parent_next", 0)))
+            out.append("    io in flight: %s" % " ".join(io_tokens(l)))
             for i in l["waiter_list"]:
                 out.append(self.waiter_line(i, "    "))
                 out += self.waiter_flags[i].lines("      ")

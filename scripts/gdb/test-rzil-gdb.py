@@ -78,6 +78,8 @@ def parse_lwbs(lines):
             continue
         elif s.startswith("zio "):
             lwbs[-1]["zio"] = tokens(s)
+        elif s.startswith("io in flight: "):
+            lwbs[-1]["io"] = s[len("io in flight: "):].split()
         elif s.startswith("waiter "):
             lwbs[-1]["waiters"].append(tokens(s))
         elif s.startswith("!! ") and line.startswith("      "):
@@ -122,6 +124,11 @@ def check_lwb(got, want, where):
                  ("issued", wz["flushes_issued"])):
         if z.get(k) != str(v):
             fail("%s: zio %s=%s, the program says %s" % (where, k, z.get(k), v))
+    io = ["Write"] if wz["root_armed"] and not wz["write_own_done"] else []
+    io += ["Flush{vdev:%d}" % v for v in range(64) if wz["flushes_inflight"] >> v & 1]
+    if got.get("io") != (io or ["-"]):
+        fail("%s: io in flight %s, the program's zio counters say %s"
+             % (where, got.get("io"), io or ["-"]))
     if len(got["waiters"]) != want["waiters"]:
         fail("%s: %d waiter lines, the lwb has %d waiters"
              % (where, len(got["waiters"]), want["waiters"]))
