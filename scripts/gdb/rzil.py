@@ -1000,9 +1000,15 @@ def softcs():
             sym = gdb.lookup_global_symbol("rzil_softcs")
         except gdb.error:
             sym = None
-    if sym is None:
-        return None
-    arr = sym.value()
+    if sym is not None:
+        arr = sym.value()
+    else:
+        # gdb before 10 has no lookup_static_symbol: ask the expression
+        # evaluator (in C, where the table is declared).
+        try:
+            arr = gdb.parse_and_eval("rzil_softcs")
+        except gdb.error:
+            return None
     at = strip(arr.type)
     lo, hi = at.range()
     n = min(hi - lo + 1, max(RZIL_INSTANCES_MAX, hi - lo + 1))
@@ -1368,7 +1374,10 @@ impossible values) and "!! SUSPECT: why" (broken invariants)."""
 
 
 def each_log(arg, body):
-    for label, z, err in logs_for(arg):
+    logs = logs_for(arg)
+    if not logs:
+        print("no rzil instance attached (rzil_softcs is empty)")
+    for label, z, err in logs:
         print("== %s" % label)
         if z is None:
             print("!! TRASHED: %s" % err)
@@ -1383,7 +1392,10 @@ def each_log(arg, body):
 
 
 class RzilZil(gdb.Command):
-    """rzil zil [EXPR]: summary of a log: list length, waiters, failure, stats."""
+    """Summary of a log: list length, waiters, failure, stats.
+
+Usage: rzil zil [EXPR]. Without EXPR: every kernel instance, or the first
+Zil among the selected frame's and its callers' locals."""
 
     def __init__(self):
         super(RzilZil, self).__init__("rzil zil", gdb.COMMAND_DATA)
@@ -1393,8 +1405,11 @@ class RzilZil(gdb.Command):
 
 
 class RzilLwbs(gdb.Command):
-    """rzil lwbs [EXPR]: every lwb on a log's list, oldest first, with its
-zio graph and the commit waiters linked to it."""
+    """Every lwb on a log's list, oldest first, with its zio graph.
+
+Usage: rzil lwbs [EXPR]. Per lwb: slot, address, seq, generation, state,
+block, sizes, records; the zio counters and edges; the I/Os in flight; the
+commit waiters linked to it; findings (TRASHED / SUSPECT)."""
 
     def __init__(self):
         super(RzilLwbs, self).__init__("rzil lwbs", gdb.COMMAND_DATA)
@@ -1404,7 +1419,9 @@ zio graph and the commit waiters linked to it."""
 
 
 class RzilWaiters(gdb.Command):
-    """rzil waiters [EXPR]: every commit waiter slot in use."""
+    """Every commit waiter slot in use, with findings.
+
+Usage: rzil waiters [EXPR]."""
 
     def __init__(self):
         super(RzilWaiters, self).__init__("rzil waiters", gdb.COMMAND_DATA)
@@ -1414,7 +1431,7 @@ class RzilWaiters(gdb.Command):
 
 
 class RzilInstances(gdb.Command):
-    """rzil instances: the kernel module's instance table (rzil_softcs)."""
+    """The kernel module's instances (rzil_softcs) and a summary of each log."""
 
     def __init__(self):
         super(RzilInstances, self).__init__("rzil instances", gdb.COMMAND_DATA)
@@ -1440,8 +1457,10 @@ class RzilInstances(gdb.Command):
 
 
 class RzilSelfcheck(gdb.Command):
-    """rzil selfcheck: check that every type, field and enum layout this
-script reads exists in the loaded DWARF (kernel module or host binary)."""
+    """Check the types, fields and enum layouts this script reads.
+
+Every one must exist in the loaded DWARF (rzil.ko.debug or a host binary)
+with the shape the script expects; run it after the core changes."""
 
     def __init__(self):
         super(RzilSelfcheck, self).__init__("rzil selfcheck", gdb.COMMAND_MAINTENANCE)
