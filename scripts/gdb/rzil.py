@@ -55,7 +55,6 @@ OBJ_BYTES_MAX = 64 * 1024
 # UMA's junk word (uma_junk, sys/vm/uma_dbg.c): a freed item under
 # INVARIANTS is filled with it.
 TRASH_WORD = 0xDEADC0DE
-TRASH_BYTES = TRASH_WORD.to_bytes(4, "little")
 
 STATE_NAMES = ["NEW", "OPENED", "CLOSED", "READY", "ISSUED", "WRITE_DONE", "FLUSH_DONE"]
 STATE_VARIANTS = ["New", "Opened", "Closed", "Ready", "Issued", "WriteDone", "FlushDone"]
@@ -82,6 +81,20 @@ def read_bytes(addr, size):
         raise Garbage("cannot read %d bytes at %s (%s)" % (size, hexa(addr), e))
 
 
+_byte_order = []
+
+
+def byte_order():
+    """The target's byte order ("little" or "big"), asked once."""
+    if not _byte_order:
+        try:
+            big = "big endian" in gdb.execute("show endian", to_string=True)
+        except gdb.error:
+            big = False
+        _byte_order.append("big" if big else "little")
+    return _byte_order[0]
+
+
 def hexa(addr):
     return "0x%x" % addr
 
@@ -94,7 +107,8 @@ def junk_pointer(addr):
 def junk_words(buf):
     """(junk 32-bit words, all aligned 32-bit words) in `buf`."""
     n = len(buf) // 4
-    junk = sum(1 for i in range(n) if buf[4 * i:4 * i + 4] == TRASH_BYTES)
+    trash = TRASH_WORD.to_bytes(4, byte_order())
+    junk = sum(1 for i in range(n) if buf[4 * i:4 * i + 4] == trash)
     return junk, n
 
 
@@ -152,10 +166,10 @@ class Obj(object):
         return o
 
     def uint(self):
-        return int.from_bytes(self.buf[:self.type.sizeof], "little")
+        return int.from_bytes(self.buf[:self.type.sizeof], byte_order())
 
     def sint(self):
-        return int.from_bytes(self.buf[:self.type.sizeof], "little", signed=True)
+        return int.from_bytes(self.buf[:self.type.sizeof], byte_order(), signed=True)
 
     def deref(self, target=None):
         """Follow a pointer field to an Obj of its target type."""
@@ -267,7 +281,8 @@ def variant(obj):
     """(variant name, payload Obj) of a Rust enum Obj; Garbage if the tag
     names no variant."""
     lay = enum_layout(obj.type)
-    raw = int.from_bytes(obj.buf[lay["tag_off"]:lay["tag_off"] + lay["tag_size"]], "little")
+    raw = int.from_bytes(obj.buf[lay["tag_off"]:lay["tag_off"] + lay["tag_size"]],
+                         byte_order())
     if raw in lay["values"]:
         i = lay["values"][raw]
     elif lay["dataful"] is not None:
