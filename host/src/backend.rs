@@ -462,7 +462,10 @@ mod tests {
                 if len > 0 {
                     // Every byte matters: the last one too (ragged ends).
                     buf[len - 1] ^= 0x80;
-                    assert!(!check_pattern(FOID_BASE + 9, offset, &buf), "{offset} {len}");
+                    assert!(
+                        !check_pattern(FOID_BASE + 9, offset, &buf),
+                        "{offset} {len}"
+                    );
                 }
             }
         }
