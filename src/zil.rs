@@ -177,6 +177,11 @@ pub enum WaitStatus {
     Pending {
         /// Absolute time (platform clock) after which to time out.
         deadline_ns: Option<u64>,
+        /// The block seq of the lwb the waiter is linked to, if any. Every
+        /// waiter of an lwb is signalled at once, when it is done (or
+        /// fails), so a platform can put the committers of one lwb to
+        /// sleep together and wake them with one call.
+        lwb_seq: Option<u64>,
     },
 }
 
@@ -1750,6 +1755,7 @@ impl<P: Platform> Zil<P> {
             }
             WaiterState::Unlinked => WaitStatus::Pending {
                 deadline_ns: Some(s.deadline_ns),
+                lwb_seq: None,
             },
             WaiterState::Linked(seq) => {
                 let open = log
@@ -1758,6 +1764,7 @@ impl<P: Platform> Zil<P> {
                     .is_some_and(|o| o.state == LwbState::Opened);
                 WaitStatus::Pending {
                     deadline_ns: open.then_some(s.deadline_ns),
+                    lwb_seq: Some(seq),
                 }
             }
             WaiterState::Free => return Err(Error::StaleHandle),

@@ -41,10 +41,15 @@ fn lone_committer_writes_flushes_then_acknowledges() {
     // Single committer: closed and issued at once; only the write is out.
     assert_eq!(p.pending_len(), 1);
     assert_eq!(p.st().pending[0].io.kind(), IoKind::Write);
-    assert!(matches!(
+    // Linked to the lwb just issued, which its poll names.
+    let issued_seq = states(&zil)[0].0;
+    assert_eq!(
         poll(&zil, w),
-        WaitStatus::Pending { deadline_ns: None }
-    ));
+        WaitStatus::Pending {
+            deadline_ns: None,
+            lwb_seq: Some(issued_seq)
+        }
+    );
     p.complete(&zil, 0, Ok(()));
     // Write done: a flush went out; the waiter still waits for it.
     assert_eq!(p.pending_len(), 1);
@@ -176,14 +181,20 @@ fn concurrent_commit_waits_for_company_then_times_out() {
     assert_eq!(p.pending_len(), 1, "lwb 2 is held open");
     let WaitStatus::Pending {
         deadline_ns: Some(deadline),
+        lwb_seq: Some(open_seq),
     } = poll(&zil, w2)
     else {
         panic!("an open lwb's waiter has a deadline")
     };
+    assert_eq!(states(&zil)[1], (open_seq, LwbState::Opened));
     // A third joins the same open lwb.
     zil.assign(1, &write_rec(&[3; 100])).unwrap();
     let w3 = zil.commit().unwrap();
     assert_eq!(states(&zil)[1], (2, LwbState::Opened));
+    assert!(matches!(
+        poll(&zil, w3),
+        WaitStatus::Pending { lwb_seq: Some(seq), .. } if seq == open_seq
+    ));
     p.set_now_ns(deadline);
     zil.waiter_timeout(w2).unwrap();
     assert_eq!(states(&zil)[1], (2, LwbState::Issued));
@@ -212,6 +223,7 @@ fn two_lwbs_in_flight(
     let w2 = zil.commit().unwrap();
     let WaitStatus::Pending {
         deadline_ns: Some(d),
+        ..
     } = poll(zil, w2)
     else {
         panic!("the second lwb is held open with a deadline")
@@ -415,6 +427,7 @@ fn full_log_device_is_back_pressure_until_a_checkpoint() {
             WaitStatus::Done(Ok(())) => acked += 1,
             WaitStatus::Pending {
                 deadline_ns: Some(_),
+                ..
             } => {
                 stuck = Some(w);
                 break;
@@ -678,6 +691,7 @@ fn every_lwb_reports_exactly_the_legal_transitions() {
     check_transitions(&p, &zil);
     if let WaitStatus::Pending {
         deadline_ns: Some(d),
+        ..
     } = poll(&zil, w2)
     {
         p.set_now_ns(d);
@@ -831,6 +845,7 @@ fn concurrent_committers_with_failing_fills_all_finish() {
                             }
                             WaitStatus::Pending {
                                 deadline_ns: Some(d),
+                                ..
                             } => {
                                 if <&MemPlatform as rzil::Platform>::now_ns(&p) >= d {
                                     zil.waiter_timeout(w).expect("live waiter");
@@ -838,7 +853,9 @@ fn concurrent_committers_with_failing_fills_all_finish() {
                                     p.advance_ns(1_000);
                                 }
                             }
-                            WaitStatus::Pending { deadline_ns: None } => std::thread::yield_now(),
+                            WaitStatus::Pending {
+                                deadline_ns: None, ..
+                            } => std::thread::yield_now(),
                         }
                     }
                     assert!(done, "thread {t}: commit {i} never finished");
@@ -882,6 +899,7 @@ fn a_handoff_behind_an_lwb_that_fails_on_the_spot_is_issued_at_once() {
         let w = zil.commit().unwrap();
         let WaitStatus::Pending {
             deadline_ns: Some(d),
+            ..
         } = poll(&zil, w)
         else {
             panic!("lwb 1 is not done: a later lwb is held open")
@@ -998,6 +1016,7 @@ fn an_abandoned_unlinked_or_done_waiter_is_released_at_once() {
     let w = zil.commit().unwrap();
     if let WaitStatus::Pending {
         deadline_ns: Some(d),
+        ..
     } = poll(&zil, w)
     {
         p.set_now_ns(d);
@@ -1028,6 +1047,7 @@ fn an_abandoned_back_pressured_waiter_keeps_its_records_queued() {
         p.complete_all(&zil);
         if let WaitStatus::Pending {
             deadline_ns: Some(_),
+            ..
         } = poll(&zil, w)
         {
             stuck = Some(w);
@@ -1050,11 +1070,14 @@ fn an_abandoned_back_pressured_waiter_keeps_its_records_queued() {
             }
             WaitStatus::Pending {
                 deadline_ns: Some(d),
+                ..
             } => {
                 p.set_now_ns(d);
                 zil.waiter_timeout(w).unwrap();
             }
-            WaitStatus::Pending { deadline_ns: None } => {}
+            WaitStatus::Pending {
+                deadline_ns: None, ..
+            } => {}
         }
     }
     assert_eq!(done, Some(Ok(())));

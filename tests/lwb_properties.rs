@@ -143,11 +143,14 @@ impl Model<'_> {
         match self.zil.waiter_poll(w).unwrap() {
             WaitStatus::Pending {
                 deadline_ns: Some(d),
+                ..
             } => {
                 self.p.set_now_ns(d.max(self.zil.platform().now_ns_pub()));
                 self.zil.waiter_timeout(w).unwrap();
             }
-            WaitStatus::Pending { deadline_ns: None } => {}
+            WaitStatus::Pending {
+                deadline_ns: None, ..
+            } => {}
             WaitStatus::Done(r) => {
                 let wt = self.waiting.remove(i);
                 self.done(wt, r)?;

@@ -284,6 +284,7 @@ fn complete(mem: &MemPlatform, zil: &Log<'_, '_>, seq: u64, write: bool) {
 fn time_out(mem: &MemPlatform, zil: &Log<'_, '_>, w: WaiterId) {
     if let Ok(WaitStatus::Pending {
         deadline_ns: Some(d),
+        ..
     }) = zil.waiter_poll(w)
     {
         mem.set_now_ns(d);
@@ -380,6 +381,7 @@ fn main() {
     let deadline = match zil.waiter_poll(w_closed) {
         Ok(WaitStatus::Pending {
             deadline_ns: Some(d),
+            ..
         }) => d,
         other => panic!("the NeedCopy lwb is not held open: {other:?}"),
     };

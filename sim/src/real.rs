@@ -418,7 +418,7 @@ impl World<'_> {
                         }
                         self.committers[i] = CState::Stopped;
                     }
-                    WaitStatus::Pending { deadline_ns } => {
+                    WaitStatus::Pending { deadline_ns, .. } => {
                         if woken {
                             return Err(format!("waiter {w:?} woken but still pending"));
                         }

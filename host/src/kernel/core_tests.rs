@@ -88,7 +88,7 @@ impl<'p> CoreModule<'p> {
             self.complete_io();
             match self.zil.waiter_poll(w).map_err(errno_of)? {
                 WaitStatus::Done(r) => return r.map_err(errno_of),
-                WaitStatus::Pending { deadline_ns } => {
+                WaitStatus::Pending { deadline_ns, .. } => {
                     if let Some(d) = deadline_ns {
                         let now = rzil::platform::Platform::now_ns(&self.platform);
                         if now < d {

@@ -418,7 +418,7 @@ fn commit_and_wait(inst: &Instance) -> Result<(), CommitEnd> {
         let seen = p.wake_seq();
         let deadline_ns = match zil.waiter_poll(w).map_err(CommitEnd::Core)? {
             WaitStatus::Done(r) => return r.map_err(CommitEnd::Core),
-            WaitStatus::Pending { deadline_ns } => deadline_ns,
+            WaitStatus::Pending { deadline_ns, .. } => deadline_ns,
         };
         let now = p.now_ns();
         let sleep_ns = match deadline_ns {
