@@ -5,8 +5,10 @@
 #                     pwrite+fdatasync baseline, interleaved per thread count)
 #   make bench-host-floor  the ceiling of any design that puts each of 64
 #                     committers to sleep once per commit (no log, no I/O;
-#                     host/examples/wake_floor.rs): what bench-host's 64-
-#                     committer figure can at most be on this machine
+#                     host/examples/wake_floor.rs), with a futex wake per
+#                     committer and with one per batch (what the platform
+#                     does per lwb): what bench-host's 64-committer figure
+#                     can at most be on this machine
 #
 #   check-kernel-abi    host/src/kernel/abi.rs against kmod/rzil_ioctl.h
 #   check-host-freebsd  cargo check of rzil-host for x86_64-unknown-freebsd

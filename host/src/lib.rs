@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod crashdev;
 pub mod device;
+pub mod futex;
 pub mod histogram;
 pub mod kernel;
 pub mod naive;

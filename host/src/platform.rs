@@ -6,7 +6,7 @@
 //! | log-block allocation | the [`Ring`] over the superblock's log region |
 //! | write / flush submission | a queue of `pwrite`s and flush requests, run by the committers while they wait and by [`IO_THREADS`] completion threads otherwise, then `Zil::io_done` |
 //! | clock | `Instant` since the platform was made |
-//! | waiter | per waiter slot: the signalled waiter (with its generation) and the thread to unpark |
+//! | waiter | per waiter slot: the signalled waiter (with its generation) and the word its committer sleeps on |
 //! | pools | bounded slabs of lwbs, itxs and aligned 128 KiB block buffers |
 //!
 //! # Group commit
@@ -37,11 +37,13 @@
 //! * A committer that is waiting runs queued work itself (a lone committer
 //!   pays one `pwrite` and one `fdatasync` and no thread hand-off); what is
 //!   left when it returns goes to a completion thread.
-//! * [`Platform::wake`] runs under the core's log lock and only flags the
-//!   waiter; the thread that reported the completions unparks after
-//!   `io_done` returned, and only [`WAKE_FANOUT`] committers: each woken
-//!   committer unparks as many more, so a flush that completes dozens of
-//!   commits does not keep its thread from the next flush.
+//! * Committers sleep on a word per lwb ([`WAKE_CHANNELS`], through
+//!   [`crate::futex`]): all of an lwb's waiters are signalled at once, when
+//!   it is done, and one system call wakes them all. [`Platform::wake`]
+//!   runs under the core's log lock and only flags the waiter; the thread
+//!   that reported the completions wakes the words after `io_done`
+//!   returned. Waking each committer by itself (`Thread::unpark`) cost
+//!   more CPU per commit than the rest of the commit on a 2-vCPU VM.
 //!
 //! Blocks freed by `Zil::checkpoint` are not returned to the ring at once:
 //! they go back only after the superblock naming the new chain head is
@@ -55,9 +57,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -109,9 +110,16 @@ pub const CLOSED_WAIT_MAX: Duration = Duration::from_millis(10);
 /// Fewest commits a flush must have completed for the time their
 /// committers take to come back to be a sample of that cost.
 pub const DRAIN_SAMPLE_COMMITS_MIN: u64 = 2;
-/// Committers a thread unparks itself when it finds others to wake (the
-/// one that completed their commits, and each committer woken).
-pub const WAKE_FANOUT: usize = 2;
+/// Words committers sleep on: the committers of lwb `seq` sleep on word
+/// `seq % WAKE_CHANNELS` and are all woken by one call when it is done
+/// (every waiter of an lwb is signalled at once). As many as lwbs can be
+/// in flight, so two live lwbs share a word only past that bound.
+pub const WAKE_CHANNELS: usize = LWB_INFLIGHT_MAX;
+/// The word of committers whose waiter is on no lwb yet (its records wait
+/// in the commit list behind back-pressure): rare, and woken alike.
+const UNLINKED_CHANNEL: usize = WAKE_CHANNELS;
+// The words to wake after a batch of completions are collected in a u128.
+const _: () = assert!(UNLINKED_CHANNEL < u128::BITS as usize);
 /// A committer whose lwb is still open sleeps at most this many average
 /// flushes before it closes that lwb itself. Normally the tail is closed
 /// long before (when a flush starts or ends, or by the last committer to
@@ -344,8 +352,9 @@ struct ParkState {
     /// It names the generation too: a wake left over from the slot's
     /// previous holder is not taken for the present one's.
     woken: Option<WaiterId>,
-    /// The thread to unpark (the slot's present or last holder).
-    thread: Option<Thread>,
+    /// The word the slot's committer sleeps (or last slept) on: a
+    /// waker wakes that word's sleepers.
+    channel: usize,
 }
 
 /// How a committer's sleep ended.
@@ -402,10 +411,9 @@ pub struct HostPlatform<'d> {
     drain_ns: AtomicU64,
     /// When the last flush ended and how many commits it completed.
     last_flush_end: Mutex<Option<(Instant, u64)>>,
-    /// Waiter slots signalled but not unparked yet (see `relay_wakes`).
-    to_wake: Mutex<Vec<u16>>,
-    /// Its length, to skip the lock when it is empty.
-    to_wake_len: AtomicUsize,
+    /// The words committers sleep on ([`WAKE_CHANNELS`] and the unlinked
+    /// one), see [`crate::futex`].
+    channels: Vec<AtomicU32>,
     /// Committers inside a commit and not asleep: when the last one goes to
     /// sleep and no `fdatasync` is running, nobody is left to add records
     /// to the open tail, so it is closed then rather than at a timeout.
@@ -474,11 +482,11 @@ impl<'d> HostPlatform<'d> {
                 .map(|_| Parking::default())
                 .collect(),
             active_committers: AtomicUsize::new(0),
-            to_wake: Mutex::new(Vec::with_capacity(COMMIT_WAITERS_MAX)),
+            channels: (0..=WAKE_CHANNELS).map(|_| AtomicU32::new(0)).collect(),
             flush_ns: AtomicU64::new(0),
             drain_ns: AtomicU64::new(0),
             last_flush_end: Mutex::new(None),
-            to_wake_len: AtomicUsize::new(0),
+
             lwbs: Slab::new(LWB_POOL_OBJECTS_MAX),
             itxs: Slab::new(ITX_POOL_OBJECTS_MAX),
             bufs: Slab::new(BUF_POOL_BUFFERS_MAX),
@@ -613,7 +621,7 @@ impl<'d> HostPlatform<'d> {
     }
 
     fn run(&self, work: Work, zil: &Zil<&HostPlatform<'d>>) {
-        // Commit waiters the completions below signal are unparked after
+        // Commit waiters the completions below signal are woken after
         // `io_done` returns, not under the core's log lock.
         DEFER_WAKES.with(|flag| flag.set(true));
         match work {
@@ -630,7 +638,7 @@ impl<'d> HostPlatform<'d> {
             }
         }
         DEFER_WAKES.with(|flag| flag.set(false));
-        self.unpark_deferred();
+        self.wake_deferred();
         // The core keeps FLUSH_DONE lwbs listed until a checkpoint frees
         // them, and stops at LWB_INFLIGHT_MAX: free them here, in memory,
         // as soon as half the list is used. Their blocks stay reserved until
@@ -678,12 +686,12 @@ impl<'d> HostPlatform<'d> {
         for io in batch.drain(..) {
             let _ = zil.io_done(io, result);
         }
-        let woken = DEFERRED_WAKES.with(|slots| slots.borrow().len()) as u64;
+        let woken = DEFERRED_WAKES.with(|channels| channels.borrow().len()) as u64;
         *self.last_flush_end.lock() = Some((Instant::now(), woken));
         // Wake the committers this flush made durable first: they run on
         // the other CPU while this thread starts the next flush.
         DEFER_WAKES.with(|flag| flag.set(false));
-        self.unpark_deferred();
+        self.wake_deferred();
         let tail_waiter = {
             let mut queue = self.queue.lock();
             queue.flushing = false;
@@ -748,58 +756,26 @@ impl<'d> HostPlatform<'d> {
         }
     }
 
-    /// Unpark the committers whose waiters this thread's completions
-    /// signalled (see [`DEFER_WAKES`]): [`WAKE_FANOUT`] of them here, the
-    /// rest by those woken (see [`Self::relay_wakes`]), so a flush that
-    /// completes dozens of commits does not keep its thread from the next
-    /// flush for dozens of futex wakes.
-    fn unpark_deferred(&self) {
-        let any = DEFERRED_WAKES.with(|slots| {
-            let mut slots = slots.borrow_mut();
-            if slots.is_empty() {
-                return false;
+    /// Wake the committers whose waiters this thread's completions
+    /// signalled (see [`DEFER_WAKES`]): one call per word they sleep on,
+    /// which is one per lwb completed, however many committers shared it.
+    fn wake_deferred(&self) {
+        let mut words: u128 = 0;
+        DEFERRED_WAKES.with(|channels| {
+            for channel in channels.borrow_mut().drain(..) {
+                words |= 1 << channel;
             }
-            let mut to_wake = self.to_wake.lock();
-            to_wake.extend(slots.drain(..));
-            self.to_wake_len.store(to_wake.len(), Ordering::Release);
-            true
         });
-        if any {
-            self.relay_wakes();
+        while words != 0 {
+            let channel = words.trailing_zeros() as usize;
+            words &= words - 1;
+            self.wake_channel(channel);
         }
     }
 
-    /// Unpark up to [`WAKE_FANOUT`] committers still to be woken: each
-    /// woken committer passes the wake-up on, so N wakes take log(N)
-    /// rounds spread over every CPU.
-    ///
-    /// Every committer relays whenever it wakes, goes to sleep or leaves,
-    /// so the relay cannot die out on a target that was not asleep: that
-    /// one relays when it next sleeps or leaves, and while any slot is
-    /// still to be woken some committer is running towards one of those.
-    fn relay_wakes(&self) {
-        for _ in 0..WAKE_FANOUT {
-            if self.to_wake_len.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            let slot = {
-                let mut to_wake = self.to_wake.lock();
-                let slot = to_wake.pop();
-                self.to_wake_len.store(to_wake.len(), Ordering::Release);
-                slot
-            };
-            match slot {
-                Some(slot) => self.unpark(slot),
-                None => return,
-            }
-        }
-    }
-
-    fn unpark(&self, slot: u16) {
-        if let Some(parking) = self.parking.get(usize::from(slot)) {
-            if let Some(thread) = parking.0.lock().thread.as_ref() {
-                thread.unpark();
-            }
+    fn wake_channel(&self, channel: usize) {
+        if let Some(word) = self.channels.get(channel) {
+            crate::futex::bump_and_wake_all(word);
         }
     }
 
@@ -912,19 +888,21 @@ impl<'d> HostPlatform<'d> {
         }
         self.active_committers.fetch_sub(running, Ordering::AcqRel);
         COUNTED.with(|flag| flag.set(false));
-        self.relay_wakes();
     }
 
-    /// Sleep until `waiter` is woken or `deadline` passes. Going to sleep
-    /// stops counting the committer as running (the waker counts it again,
-    /// see [`Platform::wake`]); the last one to go to sleep while no
-    /// `fdatasync` runs closes the open tail instead (returns
-    /// [`Parked::CloseTail`], still counted as running) if `may_close`.
-    fn park(&self, waiter: WaiterId, deadline: Instant, may_close: bool) -> Parked {
-        let Some(parking) = self.parking.get(usize::from(waiter.slot)) else {
+    /// Sleep on word `channel` until `waiter` is woken or `deadline`
+    /// passes. Going to sleep stops counting the committer as running (the
+    /// waker counts it again, see [`Platform::wake`]); the last one to go
+    /// to sleep while no `fdatasync` runs closes the open tail instead
+    /// (returns [`Parked::CloseTail`], still counted as running) if
+    /// `may_close`.
+    fn park(&self, waiter: WaiterId, channel: usize, deadline: Instant, may_close: bool) -> Parked {
+        let (Some(parking), Some(word)) = (
+            self.parking.get(usize::from(waiter.slot)),
+            self.channels.get(channel),
+        ) else {
             return Parked::TimedOut;
         };
-        self.relay_wakes();
         COUNTED.with(|flag| flag.set(false));
         if self.active_committers.fetch_sub(1, Ordering::AcqRel) == 1 && may_close {
             let last = {
@@ -947,36 +925,33 @@ impl<'d> HostPlatform<'d> {
                 return last;
             }
         }
-        let me = std::thread::current();
         loop {
-            {
-                // The flag and the thread are read and written under the
-                // slot's lock: a waker either finds this thread registered
-                // or set the flag before this check; an unpark that comes
-                // between this check and `park_timeout` makes it return at
-                // once.
+            let seen = {
+                // Under the slot's lock, the word is read before the flag
+                // is checked, and the waker sets the flag and reads the
+                // channel before it changes that word: either this check
+                // sees the flag, or the word changed after it was read and
+                // the sleep below returns at once.
                 let mut state = parking.0.lock();
+                state.channel = channel;
+                let seen = word.load(Ordering::Acquire);
                 if state.woken == Some(waiter) {
                     state.woken = None;
                     drop(state);
                     Self::counted_again();
-                    self.relay_wakes();
                     return Parked::Woken;
                 }
-                if state.thread.as_ref().map(Thread::id) != Some(me.id()) {
-                    state.thread = Some(me.clone());
-                }
-            }
+                seen
+            };
             let now = Instant::now();
             if now >= deadline {
                 self.active_committers.fetch_add(1, Ordering::AcqRel);
                 Self::counted_again();
                 return Parked::TimedOut;
             }
-            // Returns early on an unpark for this slot, or a stray one
-            // (meant for a slot this thread held before): the flag decides.
-            std::thread::park_timeout(deadline - now);
-            self.relay_wakes();
+            // Returns when this word's lwb is done, or for a wake meant
+            // for another committer on the same word: the flag decides.
+            crate::futex::wait(word, seen, deadline - now);
         }
     }
 
@@ -1133,20 +1108,20 @@ impl<'a, 'd> Platform for &'a HostPlatform<'d> {
         let Some(parking) = self.parking.get(usize::from(waiter.slot)) else {
             return;
         };
-        let newly = {
+        let (newly, channel) = {
             let mut state = parking.0.lock();
             // Replacing a wake the slot's previous holder never consumed
             // takes over its count (that holder does not subtract it).
-            state.woken.replace(waiter).is_none()
+            (state.woken.replace(waiter).is_none(), state.channel)
         };
         if newly {
             // The sleeper counts as running from here: see `park`.
             self.active_committers.fetch_add(1, Ordering::AcqRel);
         }
         if DEFER_WAKES.with(Cell::get) {
-            DEFERRED_WAKES.with(|slots| slots.borrow_mut().push(waiter.slot));
+            DEFERRED_WAKES.with(|channels| channels.borrow_mut().push(channel));
         } else {
-            self.unpark(waiter.slot);
+            self.wake_channel(channel);
         }
     }
 
@@ -1382,14 +1357,15 @@ thread_local! {
     static WILL_HELP: Cell<bool> = const { Cell::new(false) };
     /// Set while this thread reports completions to the core: the waiters
     /// they signal (under the core's log lock) are only flagged, and
-    /// unparked from [`DEFERRED_WAKES`] once `io_done` has returned, so no
+    /// woken through [`DEFERRED_WAKES`] once `io_done` has returned, so no
     /// futex wake happens with the log lock held.
     static DEFER_WAKES: Cell<bool> = const { Cell::new(false) };
     /// Set while this thread is a committer counted in its platform's
     /// `active_committers` (inside a commit and not asleep).
     static COUNTED: Cell<bool> = const { Cell::new(false) };
-    /// Waiter slots to unpark once this thread's completions are reported.
-    static DEFERRED_WAKES: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+    /// The words (see [`WAKE_CHANNELS`]) of the waiters this thread's
+    /// completions signalled, to wake once they are reported.
+    static DEFERRED_WAKES: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Marks the current thread as a helping committer for its lifetime; on
@@ -1473,7 +1449,10 @@ impl HostLog<'_, '_> {
         loop {
             match self.zil.waiter_poll(waiter).map_err(core_error)? {
                 WaitStatus::Done(result) => return result.map_err(|e| self.commit_error(e)),
-                WaitStatus::Pending { deadline_ns } => {
+                WaitStatus::Pending {
+                    deadline_ns,
+                    lwb_seq,
+                } => {
                     if self.platform.help_once(&self.zil) {
                         continue;
                     }
@@ -1492,7 +1471,10 @@ impl HostLog<'_, '_> {
                         }
                         None => Instant::now() + CLOSED_WAIT_MAX,
                     };
-                    let parked = self.platform.park(waiter, deadline, !closed_tail);
+                    let channel = lwb_seq.map_or(UNLINKED_CHANNEL, |seq| {
+                        (seq % WAKE_CHANNELS as u64) as usize
+                    });
+                    let parked = self.platform.park(waiter, channel, deadline, !closed_tail);
                     closed_tail = matches!(parked, Parked::CloseTail(_));
                     if let Parked::CloseTail(tail) = parked {
                         // Stale (its commit ended) or no longer open: then
@@ -1748,6 +1730,61 @@ mod tests {
         assert!(head.offset_bytes >= LOG_REGION_START_BYTES);
         assert!(superblock.checkpoint_lr_seq > 0, "no checkpoint persisted");
         assert!(superblock.generation > 2);
+    }
+
+    #[test]
+    fn the_committer_asleep_on_its_lwb_word_is_woken_when_the_lwb_is_done() {
+        // The whole wake path, with no timeout to hide a lost wake: a
+        // commit's waiter reports its lwb; its committer sleeps on that
+        // lwb's word; this thread runs the write and the flush, whose
+        // completion signals the waiter under the log lock and wakes the
+        // word afterwards.
+        const SLEEP_MAX: Duration = Duration::from_secs(3);
+        let dev = MemDevice::zeroed(DEVICE_BYTES);
+        let ring = Ring::new(LOG_REGION_START_BYTES, DEVICE_BYTES as u64).unwrap();
+        let platform = HostPlatform::new(&dev, ring, 1, None);
+        let mut config = Config::new(crate::volume::OBJSET_ID);
+        config.txg = HOST_TXG;
+        let zil = Zil::new(&platform, config).unwrap();
+        for round in 0..3u64 {
+            let data = [round as u8; 512];
+            let record = Record::Write {
+                foid: 1,
+                offset: round * 512,
+                data: WriteData::Copied(&data),
+            };
+            zil.assign(HOST_TXG, &record).unwrap();
+            let waiter = zil.commit().unwrap();
+            let WaitStatus::Pending {
+                lwb_seq: Some(seq), ..
+            } = zil.waiter_poll(waiter).unwrap()
+            else {
+                panic!("a lone commit's waiter is linked to its issued lwb");
+            };
+            let channel = (seq % WAKE_CHANNELS as u64) as usize;
+            std::thread::scope(|scope| {
+                let sleeper = scope.spawn(|| {
+                    platform.committer_enters();
+                    let began = Instant::now();
+                    let parked = platform.park(waiter, channel, began + SLEEP_MAX, false);
+                    platform.committer_leaves(None);
+                    (parked, began.elapsed())
+                });
+                // Let it fall asleep before anything completes.
+                std::thread::sleep(Duration::from_millis(50));
+                while platform.help_once(&zil) {}
+                let (parked, slept) = sleeper.join().unwrap();
+                assert_eq!(parked, Parked::Woken, "round {round}: lwb {seq}");
+                assert!(
+                    slept < SLEEP_MAX / 2,
+                    "round {round}: woken after {slept:?}"
+                );
+            });
+            assert!(matches!(
+                zil.waiter_poll(waiter).unwrap(),
+                WaitStatus::Done(Ok(()))
+            ));
+        }
     }
 
     #[test]
