@@ -264,9 +264,12 @@ else
 fi
 
 # --- 2. toolchain and build --------------------------------------------------
-CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
+CARGO_BIN=${CARGO_HOME:-${HOME:-/root}/.cargo}/bin
 PATH=$CARGO_BIN:$PATH
-export PATH
+# A fresh image's pkg is the bootstrap stub: let it install itself without
+# asking (pkg(7) reads this), as `pkg install -y` does not reach it.
+ASSUME_ALWAYS_YES=yes
+export PATH ASSUME_ALWAYS_YES
 if [ "$skip_build" -eq 0 ]; then
 	step=toolchain
 	# rustup (the kmod Makefile runs `cargo +nightly` with -Zbuild-std=core,
@@ -281,7 +284,9 @@ if [ "$skip_build" -eq 0 ]; then
 	# bindgen loads libclang: name the newest pkg llvm's when none is set.
 	if [ "$dry_run" -eq 0 ] && [ -z "${LIBCLANG_PATH:-}" ]; then
 		for dir in /usr/local/llvm*/lib; do
-			[ -f "$dir/libclang.so" ] && LIBCLANG_PATH=$dir
+			if [ -f "$dir/libclang.so" ]; then
+				LIBCLANG_PATH=$dir
+			fi
 		done
 		if [ -n "${LIBCLANG_PATH:-}" ]; then
 			export LIBCLANG_PATH
