@@ -223,7 +223,7 @@ else
 		rm -f "$OUT_DIR/src.txz"
 	fi
 	[ -f "$SYSDIR/conf/kmod.mk" ] ||
-	    die 2 "no kernel sources in SYSDIR=$SYSDIR (no conf/kmod.mk): extract the src.txz distribution set of this release (tar -C / -xf src.txz), or git clone -b releng/$major.x https://git.FreeBSD.org/src.git /usr/src, or rerun with --fetch-src"
+	    die 2 "no kernel sources in SYSDIR=$SYSDIR (no conf/kmod.mk): extract this release's src.txz distribution set (tar -C / -xf src.txz), or git clone --depth 1 -b releng/${release%%-*} https://git.FreeBSD.org/src.git /usr/src, or rerun with --fetch-src (which fills /usr/src/sys)"
 	log "kernel sources: $SYSDIR"
 
 	# The released GENERIC kernel has neither option; -CURRENT snapshots and

@@ -321,13 +321,18 @@ def check_fake_freebsd(dry):
         check(p.returncode == 0 and f"rzil run --kernel --provider md{FAKE_MD_UNIT} --threads 16 --seconds 7" in calls,
               "--seconds 7 reaches rzil run --kernel")
 
-        # --fetch-src: the release's src.txz, sys/ only, when SYSDIR is missing.
-        p, calls = fake.run("--fetch-src", "--skip-build", SYSDIR="/usr/src/sys")
-        fetched = [c for c in calls if c.startswith(("fetch", "tar"))]
-        check(len(fetched) == 2 and fetched[0].endswith(
-            "https://download.freebsd.org/releases/amd64/15.0-RELEASE/src.txz")
-              and fetched[1].endswith("usr/src/sys") or Path("/usr/src/sys/conf/kmod.mk").exists(),
-              f"--fetch-src fetches 15.0-RELEASE's src.txz, extracts usr/src/sys ({fetched})")
+        # --fetch-src: the running release's src.txz, sys/ only, when SYSDIR
+        # (the default /usr/src/sys) is missing; a snapshot's from snapshots/.
+        if not Path("/usr/src/sys/conf/kmod.mk").exists():
+            for release, url in [
+                ("15.0-RELEASE-p1", "https://download.freebsd.org/releases/amd64/15.0-RELEASE/src.txz"),
+                ("16.0-CURRENT", "https://download.freebsd.org/snapshots/amd64/16.0-CURRENT/src.txz"),
+            ]:
+                p, calls = fake.run("--fetch-src", "--skip-build", SYSDIR="/usr/src/sys", FAKE_RELEASE=release)
+                fetched = [c for c in calls if c.startswith(("fetch", "tar"))]
+                check(len(fetched) == 2 and fetched[0].endswith(" " + url)
+                      and fetched[1].endswith(" usr/src/sys"),
+                      f"--fetch-src on {release}: fetch {url}, extract usr/src/sys ({fetched})")
 
 
 # --- README and dry run -----------------------------------------------------------
