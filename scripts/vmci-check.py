@@ -4,7 +4,8 @@ definitions that run it (.cirrus.yml, .github/workflows/freebsd.yml) to.
 
 This machine cannot boot FreeBSD, so it checks everything short of that:
 
-* the script parses (`sh -n`) and is clean under `shellcheck -s sh`;
+* the script parses (`sh -n`) and is clean under `shellcheck -s sh`; what
+  follows runs it under dash and under `bash --posix`;
 * on Linux it refuses with exit status 2 and one "needs FreeBSD" line; bad
   arguments are one line and status 2; --help is status 0;
 * under a fake FreeBSD (uname, id, sysctl, pkg, make, cargo, cc, mdconfig,
@@ -48,10 +49,18 @@ RUN_TIMEOUT_S = 30
 FAKE_MD_UNIT = 3
 FAKE_INSTANCE = 2
 
+# The shells the script is run under: Debian's sh (dash, an ash like
+# FreeBSD's /bin/sh) and bash in POSIX mode, so that a construct whose
+# meaning differs between shells shows.
+SHELLS = [["sh"], ["bash", "--posix"]]
+SHELL = SHELLS[0]
+
 failures = []
 
 
 def check(ok, what):
+    where = "" if SHELL == SHELLS[0] else f"[{' '.join(SHELL)}] "
+    what = where + what
     print(f"vmci-check: {'ok  ' if ok else 'FAIL'} {what}")
     if not ok:
         failures.append(what)
@@ -116,12 +125,12 @@ def check_static():
 
 
 def check_arguments():
-    p = run(["sh", str(SCRIPT)])
+    p = run([*SHELL, str(SCRIPT)])
     check(
         p.returncode == 2 and p.stdout == "" and one_error_line(p, "needs FreeBSD 15"),
         f"on Linux: exit 2 and one 'needs FreeBSD' line (got {p.returncode}: {p.stderr!r})",
     )
-    p = run(["sh", str(SCRIPT), "--help"])
+    p = run([*SHELL, str(SCRIPT), "--help"])
     check(
         p.returncode == 0 and p.stdout.startswith("usage: ") and "--yes-destroy-data" in p.stdout,
         "--help: usage on stdout, exit 0",
@@ -141,7 +150,7 @@ def check_arguments():
         (["--yes-destroy-data"], "goes with --provider"),
     ]
     for args, needle in bad:
-        p = run(["sh", str(SCRIPT), *args])
+        p = run([*SHELL, str(SCRIPT), *args])
         check(
             p.returncode == 2 and p.stdout == "" and one_error_line(p, needle),
             f"{' '.join(args)[:40]}: exit 2, one line with '{needle}' (got {p.returncode}: {p.stderr!r})",
@@ -231,7 +240,7 @@ class FakeFreeBSD:
         env.update(env_over)
         # The fake `cc` copies itself to target/rzilctl: it needs target/.
         (self.root / "target").mkdir(exist_ok=True)
-        proc = run(["sh", str(self.root / "scripts" / SCRIPT.name), *args], env=env, cwd="/")
+        proc = run([*SHELL, str(self.root / "scripts" / SCRIPT.name), *args], env=env, cwd="/")
         calls = self.log.read_text().splitlines()
         return proc, calls
 
@@ -357,7 +366,7 @@ def strip_comment(line):
 
 
 def check_dry_run():
-    p = run(["sh", str(SCRIPT), "--dry-run"])
+    p = run([*SHELL, str(SCRIPT), "--dry-run"])
     dry = commands(p.stdout)
     check(p.returncode == 0 and len(dry) > 10, f"--dry-run on Linux: exit 0, prints the commands ({p.returncode})")
     documented = readme_block("## Testing in a FreeBSD VM", "exactly these commands")
@@ -372,7 +381,7 @@ def check_dry_run():
         build = [strip_comment(x) for x in build if strip_comment(x) and not x.startswith("export ")]
         check(subsequence(build, dry), "README's native build commands are the script's, in order"
               + ("" if subsequence(build, dry) else f"\n  README {build}\n  dry run {dry}"))
-    p = run(["sh", str(SCRIPT), "--dry-run", "--provider", "ada1", "--yes-destroy-data", "--skip-build"])
+    p = run([*SHELL, str(SCRIPT), "--dry-run", "--provider", "ada1", "--yes-destroy-data", "--skip-build"])
     dry_provider = commands(p.stdout)
     check(p.returncode == 0 and not any(c.startswith(("mdconfig", "pkg", "make", "cargo")) for c in dry_provider)
           and "target/rzilctl attach ada1" in dry_provider,
@@ -438,11 +447,14 @@ def check_workflow():
 
 
 def main():
+    global SHELL
     os.chdir(REPO)
     check_static()
-    check_arguments()
-    dry = check_dry_run()
-    check_fake_freebsd(dry)
+    for SHELL in SHELLS:
+        check_arguments()
+        dry = check_dry_run()
+        check_fake_freebsd(dry)
+    SHELL = SHELLS[0]
     check_cirrus()
     check_workflow()
     if failures:
