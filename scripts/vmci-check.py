@@ -172,7 +172,7 @@ uname)
 id) echo "$FAKE_UID" ;;
 sysctl)
 	case $* in
-	"-n kern.conftxt") printf 'options\tINVARIANTS\noptions\tWITNESS\n' ;;
+	"-n kern.conftxt") printf '%b' "${FAKE_CONFTXT-options\tINVARIANTS\noptions\tWITNESS\n}" ;;
 	"-n "*) exit 1 ;;
 	"kern.rzil") echo "kern.rzil.commit_timeout_pct: 10" ;;
 	esac ;;
@@ -299,6 +299,13 @@ def check_fake_freebsd(dry):
               "fake full run executes every printed command, in order"
               + ("" if subsequence([logged(c) for c in printed], calls) else f"\n  calls {calls}"))
         check("kldstat -q -m rzil" in calls, "refuses a second load: asks kldstat -q -m rzil first")
+        check("kernel has INVARIANTS" in p.stdout and "kernel has WITNESS" in p.stdout,
+              "reports a kernel with INVARIANTS and WITNESS (kern.conftxt)")
+        # The released GENERIC: neither option. A warning each, not a failure.
+        p, calls = fake.run("--skip-build", FAKE_CONFTXT="options\\tSMP\\n")
+        check(p.returncode == 0 and "warning: kernel without INVARIANTS" in p.stderr
+              and "warning: kernel without WITNESS" in p.stderr,
+              f"a kernel without INVARIANTS/WITNESS: two warnings, the run goes on (exit {p.returncode})")
 
         # Failures: one error line, exit 1, and everything undone.
         for fail, env, needle, undo in [
