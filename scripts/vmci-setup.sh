@@ -11,18 +11,7 @@ repo_root="$(cd "$(dirname "$0")/.." && pwd)"
 pylib="$repo_root/.cache/vmci/pylib"
 log() { printf 'vmci-setup: %s\n' "$*" >&2; }
 
-if ! command -v shellcheck >/dev/null; then
-	if [ "$(id -u)" -ne 0 ]; then
-		log "error: shellcheck is missing (run as root: apt-get install shellcheck)"
-		exit 1
-	fi
-	# The machine's apt lists may be older than the mirror: update once first.
-	log "apt-get update"
-	apt-get update -qq >&2 || log "apt-get update reported errors; going on with the lists at hand"
-	log "apt-get install shellcheck"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >&2
-	command -v shellcheck >/dev/null || { log "error: shellcheck still missing after apt-get install"; exit 1; }
-fi
+"$repo_root/scripts/apt-ensure.sh" vmci-setup shellcheck shellcheck --version
 
 if ! PYTHONPATH="$pylib${PYTHONPATH:+:$PYTHONPATH}" python3 -c 'import yaml' 2>/dev/null; then
 	log "pip install pyyaml into $pylib"
