@@ -94,11 +94,11 @@ impl std::ops::DerefMut for TrashBox {
 impl Drop for TrashBox {
     fn drop(&mut self) {
         let p = self.0.as_ptr();
+        // After dropping it in place, its bytes are plain memory of the
+        // leaked item, which we fill with the junk word (size_of::<LwbObj>()
+        // bytes, 8-aligned since LwbObj holds u64s).
         // SAFETY: the item holds a live LwbObj owned by us (type
-        // invariant); after dropping it in place its bytes are plain
-        // memory of the leaked item, which we fill with the junk word
-        // (size_of::<LwbObj>() bytes, 8-aligned since LwbObj holds u64s)
-        // and never read as an LwbObj again.
+        // invariant), and it is never read as an LwbObj again.
         unsafe {
             std::ptr::drop_in_place(p);
             let words = std::mem::size_of::<LwbObj>() / 8;
@@ -432,13 +432,14 @@ fn main() {
     let (stale_seq, junk_seq) = (seq_of("WRITE_DONE"), seq_of("ISSUED"));
     let stale_slot = lwb_slot(platform, zil, stale_seq);
     let junk_slot = lwb_slot(platform, zil, junk_seq);
-    // SAFETY: deliberate corruption of the log's lwb table, the crash
-    // dump this program exists to produce. Both addresses are slots of the
-    // live table this program allocated (`alloc_slots`), aligned words of
-    // an `Option<TrashBox>` (a nullable pointer, `repr(transparent)` over
+    // Deliberate corruption of the log's lwb table: the crash dump this
+    // program exists to produce. Both addresses are slots of the live table
+    // this program allocated (`alloc_slots`), aligned words of an
+    // `Option<TrashBox>` (a nullable pointer, `repr(transparent)` over
     // NonNull); no reference into the table is alive (the log is idle and
-    // single-threaded), and the log is never used again: it is forgotten
-    // below, so nothing follows or frees the bad pointers.
+    // single-threaded).
+    // SAFETY: writes to aligned words of a live allocation of ours; the log
+    // is never used again (forgotten below), so nothing follows the pointers.
     unsafe {
         std::ptr::write_volatile(stale_slot as *mut usize, freed_lwb);
         std::ptr::write_volatile(junk_slot as *mut u64, TRASH_U64);

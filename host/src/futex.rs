@@ -47,11 +47,11 @@ pub fn bump_and_wake_all(word: &AtomicU32) {
 
 #[cfg(target_os = "linux")]
 fn sys_wait(word: &AtomicU32, expected: u32, ts: &libc::timespec) {
-    // SAFETY: FUTEX_WAIT reads the aligned u32 behind `word` (an AtomicU32
-    // has u32's size and alignment and lives for the call) and the
-    // timespec behind `ts` (a live reference); it writes nothing. The
-    // result is ignored on purpose: EAGAIN (the word changed), ETIMEDOUT
-    // and EINTR all mean "re-check", which every caller does.
+    // The result is ignored on purpose: EAGAIN (the word changed),
+    // ETIMEDOUT and EINTR all mean "re-check", which every caller does.
+    // SAFETY: FUTEX_WAIT reads the u32 behind `word` (an AtomicU32 has its
+    // size and alignment) and the timespec behind `ts`, both live for the
+    // call; it writes nothing.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
@@ -65,10 +65,10 @@ fn sys_wait(word: &AtomicU32, expected: u32, ts: &libc::timespec) {
 
 #[cfg(target_os = "linux")]
 fn sys_wake_all(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE only uses the address of the word as a key; it
-    // reads and writes no memory. It cannot fail for a valid private
-    // futex address, and a failure would only mean nobody was woken,
-    // which the sleepers' timeouts bound.
+    // It cannot fail for a valid private futex address, and a failure
+    // would only mean nobody was woken, which the sleepers' timeouts bound.
+    // SAFETY: FUTEX_WAKE uses the word's address as a key and reads and
+    // writes no memory.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
@@ -81,11 +81,11 @@ fn sys_wake_all(word: &AtomicU32) {
 
 #[cfg(target_os = "freebsd")]
 fn sys_wait(word: &AtomicU32, expected: u32, ts: &libc::timespec) {
-    // SAFETY: UMTX_OP_WAIT_UINT_PRIVATE reads the aligned u32 behind
-    // `word` and, since uaddr2 is non-null, the timespec behind `ts`,
-    // whose size it takes from uaddr (the documented convention for a
-    // relative timeout). Both are live for the call; nothing is written.
     // Errors (timeout, EINTR) mean "re-check", which every caller does.
+    // With uaddr2 non-null, uaddr carries the size of the timespec there
+    // (the documented convention for a relative timeout).
+    // SAFETY: the call reads the aligned u32 behind `word` and the
+    // timespec behind `ts`, both live for the call; it writes nothing.
     unsafe {
         libc::_umtx_op(
             word.as_ptr().cast(),
