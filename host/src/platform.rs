@@ -474,7 +474,6 @@ impl<'d> HostPlatform<'d> {
             active_committers: AtomicUsize::new(0),
             channels: (0..=WAKE_CHANNELS).map(|_| AtomicU32::new(0)).collect(),
             flush_ns: AtomicU64::new(0),
-
             lwbs: Slab::new(LWB_POOL_OBJECTS_MAX),
             itxs: Slab::new(ITX_POOL_OBJECTS_MAX),
             bufs: Slab::new(BUF_POOL_BUFFERS_MAX),
