@@ -656,61 +656,40 @@ fn bench(args: BenchArgs) -> Outcome {
         );
     }
     for &threads in &args.threads.0 {
-        // rzil and naive alternate in slices of at most BENCH_SLICE on the
-        // same device, so drift in the device (other writers' journal
-        // commits, background writeback) hits both alike.
-        let slices = (args.seconds / BENCH_SLICE.as_secs_f64()).ceil().max(1.0) as u32;
-        let config = DriveConfig {
+        let (mut flushes, mut lwbs_issued) = (0u64, 0u64);
+        let Alternated {
+            result,
+            naive: naive_result,
+            naive_flushes,
+        } = alternate(
+            args.seconds,
             threads,
-            duration: Duration::from_secs_f64(args.seconds / f64::from(slices)),
-            record_bytes: args.record as usize,
-        };
-        let mut result = DriveResult::default();
-        let mut naive_result = DriveResult::default();
-        let (mut flushes, mut lwbs_issued, mut naive_flushes) = (0u64, 0u64, 0u64);
-        let mut progress = timed_progress(
-            args.seconds * 2.0,
-            format!("rzil vs naive, {threads} threads"),
-        );
-        let mut done = Duration::ZERO;
-        for _ in 0..slices {
-            let mut tick = |t: Tick| {
-                progress(Tick {
-                    commits: result.commits + t.commits,
-                    elapsed: done + t.elapsed,
-                })
-            };
-            let counting = CountingDevice::new(&volume.device);
-            let (slice, end) = with_host_log(
-                &counting,
-                superblock,
-                slot,
-                HostOptions::for_direct(volume.device.is_direct(), first_lr_seq),
-                None,
-                |log| drive(log, config, &|_, _| {}, &mut tick),
-            )
-            .map_err(|e| Failure(format!("{}: {e}", dev.display())))?;
-            let slice = slice.map_err(|e| Failure(format!("{}: rzil: {e}", dev.display())))?;
-            unclean_close(dev, &end)?;
-            (superblock, slot) = (end.superblock, end.slot);
-            first_lr_seq = superblock.checkpoint_lr_seq;
-            flushes += counting.counts().1;
-            lwbs_issued += end.core.lwbs_issued;
-            done += slice.elapsed;
-            result.merge(&slice);
-
-            let mut tick = |t: Tick| {
-                progress(Tick {
-                    commits: result.commits + t.commits,
-                    elapsed: done + t.elapsed,
-                })
-            };
-            let report = naive::run_naive(&volume.device, region.clone(), config, align, &mut tick)
-                .map_err(|e| Failure(format!("{}: naive baseline: {e}", dev.display())))?;
-            done += report.result.elapsed;
-            naive_flushes += report.flushes;
-            naive_result.merge(&report.result);
-        }
+            args.record as usize,
+            "rzil",
+            |config, tick| {
+                let counting = CountingDevice::new(&volume.device);
+                let (slice, end) = with_host_log(
+                    &counting,
+                    superblock,
+                    slot,
+                    HostOptions::for_direct(volume.device.is_direct(), first_lr_seq),
+                    None,
+                    |log| drive(log, config, &|_, _| {}, tick),
+                )
+                .map_err(|e| Failure(format!("{}: {e}", dev.display())))?;
+                let slice = slice.map_err(|e| Failure(format!("{}: rzil: {e}", dev.display())))?;
+                unclean_close(dev, &end)?;
+                (superblock, slot) = (end.superblock, end.slot);
+                first_lr_seq = superblock.checkpoint_lr_seq;
+                flushes += counting.counts().1;
+                lwbs_issued += end.core.lwbs_issued;
+                Ok(slice)
+            },
+            |config, tick| {
+                naive::run_naive(&volume.device, region.clone(), config, align, tick)
+                    .map_err(|e| Failure(format!("{}: naive baseline: {e}", dev.display())))
+            },
+        )?;
         let row = BenchRow {
             threads,
             record_bytes: args.record,
@@ -738,6 +717,68 @@ fn bench(args: BenchArgs) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// One thread count of `rzil bench`: the backend under test and the naive
+/// baseline's figures.
+struct Alternated {
+    result: DriveResult,
+    naive: DriveResult,
+    naive_flushes: u64,
+}
+
+/// Measure `backend` against `naive` at `threads` committers for `seconds`
+/// each: they alternate in slices of at most [`BENCH_SLICE`] on the same
+/// device, so drift in the device (other writers' journal commits,
+/// background writeback) hits both alike. One progress display follows
+/// both.
+fn alternate(
+    seconds: f64,
+    threads: usize,
+    record_bytes: usize,
+    label: &str,
+    mut backend: impl FnMut(DriveConfig, &mut dyn FnMut(Tick)) -> Result<DriveResult, Failure>,
+    mut naive: impl FnMut(DriveConfig, &mut dyn FnMut(Tick)) -> Result<naive::NaiveReport, Failure>,
+) -> Result<Alternated, Failure> {
+    let slices = (seconds / BENCH_SLICE.as_secs_f64()).ceil().max(1.0) as u32;
+    let config = DriveConfig {
+        threads,
+        duration: Duration::from_secs_f64(seconds / f64::from(slices)),
+        record_bytes,
+    };
+    let mut progress = timed_progress(
+        seconds * 2.0,
+        format!("{label} vs naive, {threads} threads"),
+    );
+    let mut out = Alternated {
+        result: DriveResult::default(),
+        naive: DriveResult::default(),
+        naive_flushes: 0,
+    };
+    let mut done = Duration::ZERO;
+    for _ in 0..slices {
+        let (commits, elapsed) = (out.result.commits, done);
+        let slice = backend(config, &mut |t: Tick| {
+            progress(Tick {
+                commits: commits + t.commits,
+                elapsed: elapsed + t.elapsed,
+            })
+        })?;
+        done += slice.elapsed;
+        out.result.merge(&slice);
+
+        let (commits, elapsed) = (out.result.commits, done);
+        let report = naive(config, &mut |t: Tick| {
+            progress(Tick {
+                commits: commits + t.commits,
+                elapsed: elapsed + t.elapsed,
+            })
+        })?;
+        done += report.result.elapsed;
+        out.naive_flushes += report.flushes;
+        out.naive.merge(&report.result);
+    }
+    Ok(out)
 }
 
 /// One thread count's figures of `rzil bench`: rzil (the userspace core or

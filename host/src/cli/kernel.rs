@@ -18,7 +18,8 @@ use rzil_host::units::format_size_bytes;
 use serde_json::json;
 
 use super::{
-    latency_us, round2, timed_progress, BenchArgs, BenchRow, Failure, Outcome, RunArgs, BENCH_SLICE,
+    alternate, latency_us, round2, timed_progress, Alternated, BenchArgs, BenchRow, Failure,
+    Outcome, RunArgs,
 };
 
 /// Why `rzil run --kernel` reports no power-cut check.
@@ -309,54 +310,34 @@ fn bench_on(
     out: Out<'_>,
 ) -> Outcome {
     for (i, &threads) in args.threads.0.iter().enumerate() {
-        let slices = (args.seconds / BENCH_SLICE.as_secs_f64()).ceil().max(1.0) as u32;
-        let config = DriveConfig {
-            threads,
-            duration: Duration::from_secs_f64(args.seconds / f64::from(slices)),
-            record_bytes: args.record as usize,
-        };
-        let mut result = DriveResult::default();
-        let mut naive_result = DriveResult::default();
         let mut kernel_latency = Histogram::new();
-        let (mut flushes, mut lwbs_issued, mut naive_flushes) = (0u64, 0u64, 0u64);
+        let (mut flushes, mut lwbs_issued) = (0u64, 0u64);
         let mut attached = None;
-        let mut progress = timed_progress(
-            args.seconds * 2.0,
-            format!("rzil.ko vs naive, {threads} threads"),
-        );
-        let mut done = Duration::ZERO;
-        for _ in 0..slices {
-            let mut tick = |t: Tick| {
-                progress(Tick {
-                    commits: result.commits + t.commits,
-                    elapsed: done + t.elapsed,
-                })
-            };
-            let (slice, end) = drive_kernel(ctl, provider, config, &mut tick)?;
-            let (_, lwbs, _, io_errors) = counters(&end, &slice);
-            if io_errors > 0 {
-                return Err(Failure(format!(
-                    "{provider}: {io_errors} failed writes or flushes (see dmesg)"
-                )));
-            }
-            flushes += end.stats.as_ref().map_or(0, |s| s.rs_flushes);
-            lwbs_issued += lwbs;
-            kernel_latency.merge(&end.kernel_latency);
-            done += slice.elapsed;
-            result.merge(&slice);
-            attached.get_or_insert(end.attached);
-
-            let mut tick = |t: Tick| {
-                progress(Tick {
-                    commits: result.commits + t.commits,
-                    elapsed: done + t.elapsed,
-                })
-            };
-            let report = naive_slice(naive_path, config, &mut tick)?;
-            done += report.result.elapsed;
-            naive_flushes += report.flushes;
-            naive_result.merge(&report.result);
-        }
+        let Alternated {
+            result,
+            naive: naive_result,
+            naive_flushes,
+        } = alternate(
+            args.seconds,
+            threads,
+            args.record as usize,
+            "rzil.ko",
+            |config, tick| {
+                let (slice, end) = drive_kernel(ctl, provider, config, tick)?;
+                let (_, lwbs, _, io_errors) = counters(&end, &slice);
+                if io_errors > 0 {
+                    return Err(Failure(format!(
+                        "{provider}: {io_errors} failed writes or flushes (see dmesg)"
+                    )));
+                }
+                flushes += end.stats.as_ref().map_or(0, |s| s.rs_flushes);
+                lwbs_issued += lwbs;
+                kernel_latency.merge(&end.kernel_latency);
+                attached.get_or_insert(end.attached);
+                Ok(slice)
+            },
+            |config, tick| naive_slice(naive_path, config, tick),
+        )?;
         let row = BenchRow {
             threads,
             record_bytes: args.record,
