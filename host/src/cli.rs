@@ -657,11 +657,7 @@ fn bench(args: BenchArgs) -> Outcome {
     }
     for &threads in &args.threads.0 {
         let (mut flushes, mut lwbs_issued) = (0u64, 0u64);
-        let Alternated {
-            result,
-            naive: naive_result,
-            naive_flushes,
-        } = alternate(
+        let measured = alternate(
             args.seconds,
             threads,
             args.record as usize,
@@ -690,15 +686,8 @@ fn bench(args: BenchArgs) -> Outcome {
                     .map_err(|e| Failure(format!("{}: naive baseline: {e}", dev.display())))
             },
         )?;
-        let row = BenchRow {
-            threads,
-            record_bytes: args.record,
-            result: &result,
-            naive: &naive_result,
-            flushes,
-            naive_flushes,
-            lwbs_issued,
-        };
+        let row = measured.row(threads, args.record, flushes, lwbs_issued);
+        let (result, naive_result) = (&measured.result, &measured.naive);
         if args.json {
             println!("{}", row.json());
         } else {
@@ -706,12 +695,12 @@ fn bench(args: BenchArgs) -> Outcome {
                 "{:>7} {:>12.0} {:>9.1} {:>9.1} {:>8.3} {:>12.0} {:>9.1} {:>9.1} {:>7.2}",
                 threads,
                 result.commits_per_s(),
-                latency_us(&result, 0.5),
-                latency_us(&result, 0.99),
+                latency_us(result, 0.5),
+                latency_us(result, 0.99),
                 row.flushes_per_commit(),
                 naive_result.commits_per_s(),
-                latency_us(&naive_result, 0.5),
-                latency_us(&naive_result, 0.99),
+                latency_us(naive_result, 0.5),
+                latency_us(naive_result, 0.99),
                 row.ratio()
             );
         }
@@ -725,6 +714,28 @@ struct Alternated {
     result: DriveResult,
     naive: DriveResult,
     naive_flushes: u64,
+}
+
+impl Alternated {
+    /// The figures of `rzil bench` for this thread count, given what the
+    /// backend counted: its flushes and lwbs issued.
+    fn row(
+        &self,
+        threads: usize,
+        record_bytes: u64,
+        flushes: u64,
+        lwbs_issued: u64,
+    ) -> BenchRow<'_> {
+        BenchRow {
+            threads,
+            record_bytes,
+            result: &self.result,
+            naive: &self.naive,
+            flushes,
+            naive_flushes: self.naive_flushes,
+            lwbs_issued,
+        }
+    }
 }
 
 /// Measure `backend` against `naive` at `threads` committers for `seconds`

@@ -17,10 +17,7 @@ use rzil_host::naive::{self, NaiveReport};
 use rzil_host::units::format_size_bytes;
 use serde_json::json;
 
-use super::{
-    alternate, latency_us, round2, timed_progress, Alternated, BenchArgs, BenchRow, Failure,
-    Outcome, RunArgs,
-};
+use super::{alternate, latency_us, round2, timed_progress, BenchArgs, Failure, Outcome, RunArgs};
 
 /// Why `rzil run --kernel` reports no power-cut check.
 pub const CRASH_CHECK_SKIPPED: &str = "the module writes the log through GEOM, below this process, so rzil cannot record the writes and flushes to cut power under them; rzil run and rzil verify without --kernel check crash consistency of the same core";
@@ -313,11 +310,7 @@ fn bench_on(
         let mut kernel_latency = Histogram::new();
         let (mut flushes, mut lwbs_issued) = (0u64, 0u64);
         let mut attached = None;
-        let Alternated {
-            result,
-            naive: naive_result,
-            naive_flushes,
-        } = alternate(
+        let measured = alternate(
             args.seconds,
             threads,
             args.record as usize,
@@ -338,15 +331,8 @@ fn bench_on(
             },
             |config, tick| naive_slice(naive_path, config, tick),
         )?;
-        let row = BenchRow {
-            threads,
-            record_bytes: args.record,
-            result: &result,
-            naive: &naive_result,
-            flushes,
-            naive_flushes,
-            lwbs_issued,
-        };
+        let row = measured.row(threads, args.record, flushes, lwbs_issued);
+        let (result, naive_result) = (&measured.result, &measured.naive);
         let (flushes_per_commit, ratio) = (row.flushes_per_commit(), row.ratio());
         if args.json {
             let mut line = row.json();
@@ -396,13 +382,13 @@ fn bench_on(
             "{:>7} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>8.3} {:>12.0} {:>9.1} {:>9.1} {:>7.2}",
             threads,
             result.commits_per_s(),
-            latency_us(&result, 0.5),
-            latency_us(&result, 0.99),
+            latency_us(result, 0.5),
+            latency_us(result, 0.99),
             kernel_us(&kernel_latency, 0.99),
             flushes_per_commit,
             naive_result.commits_per_s(),
-            latency_us(&naive_result, 0.5),
-            latency_us(&naive_result, 0.99),
+            latency_us(naive_result, 0.5),
+            latency_us(naive_result, 0.99),
             ratio
         ));
     }
