@@ -282,7 +282,7 @@ fn naive_slice(
 
 /// `rzil bench --kernel`: per thread count, the module and the naive
 /// baseline on the same provider, alternating in slices of at most
-/// [`BENCH_SLICE`] as the userspace bench does (a fresh instance per
+/// [`BENCH_SLICE`](super::BENCH_SLICE) as the userspace bench does (a fresh instance per
 /// slice, detached while the baseline runs).
 pub fn bench(args: &BenchArgs, ctl_path: &Path, provider: &str) -> Outcome {
     check_args(args.record, provider)?;
