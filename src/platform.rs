@@ -142,7 +142,10 @@ pub trait Platform: Sync {
 
     /// Allocate an lwb object holding `lwb`.
     fn alloc_lwb(&self, lwb: crate::lwb::LwbObj) -> Result<Self::LwbBox, AllocError>;
-    /// Allocate an empty itx.
+    /// Allocate an empty itx: its header as in [`crate::itx::Itx::EMPTY`]
+    /// (a reused one can be emptied with [`crate::itx::Itx::reset`]); its
+    /// body bytes may hold anything, the core never reads one it did not
+    /// fill.
     fn alloc_itx(&self) -> Result<Self::ItxBox, AllocError>;
     /// Allocate a block buffer of at least `size_bytes`.
     fn alloc_buf(&self, size_bytes: u32) -> Result<Self::Buf, AllocError>;

@@ -262,7 +262,8 @@ impl<'a> Platform for &'a SimPlatform {
     }
 
     fn alloc_itx(&self) -> Result<Box<Itx>, AllocError> {
-        Ok(Box::new(Itx::EMPTY))
+        // As a pool may hand one out after reuse: junk in the body.
+        Ok(Box::new(Itx::with_body_bytes(0xa5)))
     }
 
     fn alloc_buf(&self, size_bytes: u32) -> Result<Vec<u8>, AllocError> {
