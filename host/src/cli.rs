@@ -5,7 +5,7 @@
 //! one line `rzil: error: ...` on stderr naming the problem. Clap's own
 //! usage errors are folded into the same one-line form.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -290,13 +290,41 @@ pub fn main() -> ExitCode {
 fn fail(message: &str) -> ExitCode {
     // Keep it to one line whatever the source error looked like.
     let line = message.lines().map(str::trim).collect::<Vec<_>>().join(" ");
-    eprintln!("rzil: error: {line}");
+    // Not eprintln!, which panics when stderr cannot be written (a full
+    // disk behind `2>file`): the status still says what happened.
+    let _ = writeln!(std::io::stderr(), "rzil: error: {line}");
     ExitCode::from(EXIT_ERROR)
 }
 
 fn note(message: &str) {
-    eprintln!("rzil: note: {message}");
+    let _ = writeln!(std::io::stderr(), "rzil: note: {message}");
 }
+
+/// Print one report line on stdout, like `println!`, which would panic
+/// when stdout cannot be written (`> /dev/full`, a full disk, EIO). A
+/// broken pipe never gets here: SIGPIPE ends the process first (see
+/// `main.rs`). Every report line is printed with no log open (a run's
+/// figures after its log closed cleanly, dump and sim read only), so the
+/// error ends the process at once, with the usual one line and status 2.
+fn print_line(line: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
+        drop(stdout);
+        let _ = fail(&format!("writing the report to stdout: {error}"));
+        std::process::exit(i32::from(EXIT_ERROR));
+    }
+}
+
+/// `println!` for report lines: see [`print_line`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::print_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
 
 /// Help and version go to stdout with status 0; `rzil` with no subcommand
 /// shows the help on stderr with status 2; every other clap error becomes
@@ -552,7 +580,7 @@ fn run(args: RunArgs) -> Outcome {
     let commits = result.commits;
     let flushes_per_commit = flushes as f64 / commits.max(1) as f64;
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "commits": commits,
@@ -571,7 +599,7 @@ fn run(args: RunArgs) -> Outcome {
             })
         );
     } else {
-        println!(
+        outln!(
             "rzil run on {} ({}, {} I/O): {} threads, {}-byte records, {} s",
             args.dev.display(),
             volume.device.kind(),
@@ -584,7 +612,7 @@ fn run(args: RunArgs) -> Outcome {
             record_bytes,
             args.seconds
         );
-        println!(
+        outln!(
             "  {commits} commits, {:.0} commits/s, p50 {:.1} us, p99 {:.1} us, {:.3} flushes/commit, {} lwbs",
             result.commits_per_s(),
             latency_us(&result, 0.5),
@@ -592,7 +620,7 @@ fn run(args: RunArgs) -> Outcome {
             flushes_per_commit,
             end.core.lwbs_issued
         );
-        println!(
+        outln!(
             "  power cut: {RUN_CRASH_STATES} crash states replayed and checked, {lost} acknowledged records lost"
         );
     }
@@ -629,7 +657,7 @@ fn bench(args: BenchArgs) -> Outcome {
         1
     };
     if !args.json {
-        println!(
+        outln!(
             "device {} ({}, {}, {} I/O); record {} bytes; {} s per measurement",
             dev.display(),
             volume.device.kind(),
@@ -642,7 +670,7 @@ fn bench(args: BenchArgs) -> Outcome {
             args.record,
             args.seconds
         );
-        println!(
+        outln!(
             "{:>7} {:>12} {:>9} {:>9} {:>8} {:>12} {:>9} {:>9} {:>7}",
             "threads",
             "commits/s",
@@ -689,9 +717,9 @@ fn bench(args: BenchArgs) -> Outcome {
         let row = measured.row(threads, args.record, flushes, lwbs_issued);
         let (result, naive_result) = (&measured.result, &measured.naive);
         if args.json {
-            println!("{}", row.json());
+            outln!("{}", row.json());
         } else {
-            println!(
+            outln!(
                 "{:>7} {:>12.0} {:>9.1} {:>9.1} {:>8.3} {:>12.0} {:>9.1} {:>9.1} {:>7.2}",
                 threads,
                 result.commits_per_s(),
@@ -924,7 +952,7 @@ fn verify(args: VerifyArgs) -> Outcome {
     }
     bar.finish();
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "crash_states": args.crashes,
@@ -941,7 +969,7 @@ fn verify(args: VerifyArgs) -> Outcome {
             })
         );
     } else {
-        println!(
+        outln!(
             "rzil verify on {}: {} commits recorded ({} events), {} crash states (seed {})",
             args.dev.display(),
             result.commits,
@@ -949,7 +977,7 @@ fn verify(args: VerifyArgs) -> Outcome {
             args.crashes,
             args.seed
         );
-        println!(
+        outln!(
             "  {} acknowledged-record checks, {} records replayed; lost {}, corrupt {}, phantom {}, out of order {}",
             totals.acked_checked,
             totals.replayed,
@@ -982,7 +1010,7 @@ struct DumpPrinter {
 impl DumpSink for DumpPrinter {
     fn block(&mut self, block: &BlockInfo) {
         if self.json {
-            println!(
+            outln!(
                 "{}",
                 json!({
                     "kind": "block",
@@ -997,14 +1025,14 @@ impl DumpSink for DumpPrinter {
                 })
             );
         } else {
-            println!("{block}");
+            outln!("{block}");
         }
     }
 
     fn record(&mut self, record: &RecordInfo) {
         if self.json {
             let write = record.write;
-            println!(
+            outln!(
                 "{}",
                 json!({
                     "kind": "record",
@@ -1019,7 +1047,7 @@ impl DumpSink for DumpPrinter {
                 })
             );
         } else {
-            println!("{record}");
+            outln!("{record}");
         }
     }
 }
@@ -1033,7 +1061,7 @@ fn dump(args: DumpArgs) -> Outcome {
         Probe::Ours { superblock, slot } => {
             let head = superblock.chain_head;
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     json!({
                         "kind": "superblock",
@@ -1049,7 +1077,7 @@ fn dump(args: DumpArgs) -> Outcome {
                     })
                 );
             } else {
-                println!(
+                outln!(
                     "rzil superblock (slot {}): generation {}, log region {}..{}, checkpoint lr_seq {}",
                     if slot == 0 { "A" } else { "B" },
                     superblock.generation,
@@ -1060,7 +1088,7 @@ fn dump(args: DumpArgs) -> Outcome {
             }
             let Some(header) = verify::header_of(&superblock) else {
                 if !args.json {
-                    println!("chain: empty");
+                    outln!("chain: empty");
                 }
                 return Ok(());
             };
@@ -1075,7 +1103,7 @@ fn dump(args: DumpArgs) -> Outcome {
                 &mut printer,
             );
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     json!({
                         "kind": "chain_end",
@@ -1088,14 +1116,17 @@ fn dump(args: DumpArgs) -> Outcome {
             } else if summary.blocks_accepted == 0 {
                 // The head is the block the next commit will write: after a
                 // clean close (everything checkpointed) it holds old bytes.
-                println!(
+                outln!(
                     "chain: empty (the head block has not been written since the last checkpoint; end: {})",
                     summary.end.name()
                 );
             } else {
-                println!(
+                outln!(
                     "chain: {} blocks read, {} accepted, {} records; end: {}",
-                    summary.blocks_read, summary.blocks_accepted, summary.records, summary.end
+                    summary.blocks_read,
+                    summary.blocks_accepted,
+                    summary.records,
+                    summary.end
                 );
             }
             Ok(())
@@ -1152,9 +1183,9 @@ fn sim(args: SimArgs) -> Outcome {
     }
     let rep = rzil_sim::run(&sim_args);
     if args.json {
-        println!("{}", rep.to_json());
+        outln!("{}", rep.to_json());
     } else {
-        println!(
+        outln!(
             "seeds {}..{}: {} run, {} steps, {} crash states, {} failures ({:.1} s)",
             args.seeds.start,
             args.seeds.end,
@@ -1165,9 +1196,9 @@ fn sim(args: SimArgs) -> Outcome {
             rep.elapsed_s
         );
         if let (Some(seed), Some(f)) = (rep.first_failing_seed, &rep.first_failure) {
-            println!("first failing seed {seed}: {f}");
+            outln!("first failing seed {seed}: {f}");
             for line in &rep.trace {
-                println!("  {line}");
+                outln!("  {line}");
             }
         }
     }

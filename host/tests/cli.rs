@@ -690,3 +690,50 @@ fn kernel_backend_arguments_are_checked() {
     // bench without a device needs --kernel.
     assert_error(&["bench"], &["--dev"]);
 }
+
+/// A report that cannot be written (`> /dev/full`: ENOSPC on every write)
+/// is one error line and status 2, for each subcommand's output path, not
+/// a `println!` panic (status 101). The device is left closed cleanly.
+#[test]
+fn a_stdout_that_cannot_be_written_is_an_error_not_a_panic() {
+    let full = Path::new("/dev/full");
+    if !full.exists() {
+        return;
+    }
+    let dir = scratch("stdout-full");
+    let dev = make_device(&dir);
+    let dev = path_str(&dev);
+    for args in [
+        vec!["dump", dev],
+        vec!["dump", dev, "--json"],
+        vec!["run", "--dev", dev, "--threads", "1", "--seconds", "0.1"],
+        vec![
+            "bench",
+            "--dev",
+            dev,
+            "--threads",
+            "1",
+            "--seconds",
+            "0.1",
+            "--json",
+        ],
+        vec!["sim", "--seeds", "0..1"],
+    ] {
+        let out = Command::new(RZIL)
+            .args(&args)
+            .stdout(std::fs::File::create(full).unwrap())
+            .output()
+            .expect("run rzil");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("rzil: error: writing the report to stdout: "),
+            "{args:?}: {stderr}"
+        );
+    }
+    // The runs above closed their logs before reporting: the device opens.
+    let out = rzil(&["dump", dev]);
+    assert_eq!(out.status.code(), Some(0));
+}

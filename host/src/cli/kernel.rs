@@ -159,7 +159,7 @@ pub fn run(args: &RunArgs, ctl_path: &Path, provider: &str) -> Outcome {
     check_args(args.record, provider)?;
     let ctl = ControlDevice::open(ctl_path)?;
     run_on(&ctl, args, ctl_path, provider, &mut |line| {
-        println!("{line}")
+        super::outln!("{line}")
     })
 }
 
@@ -294,7 +294,7 @@ pub fn bench(args: &BenchArgs, ctl_path: &Path, provider: &str) -> Outcome {
         ctl_path,
         provider,
         &provider_device(provider),
-        &mut |line| println!("{line}"),
+        &mut |line| super::outln!("{line}"),
     )
 }
 
