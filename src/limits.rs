@@ -9,6 +9,13 @@
 /// `checkpoint` to release FLUSH_DONE lwbs.
 pub const LWB_INFLIGHT_MAX: usize = 64;
 
+/// Highest `Config::first_lr_seq` a log starts from. Record seqs count up
+/// by one per record and must never wrap: a wrapped seq falls at or below
+/// the checkpoint seq and replay would skip it as already applied. 2^62
+/// leaves 2^62 records of room (centuries at any commit rate); a start
+/// above it can only come from a corrupt or crafted superblock or log.
+pub const FIRST_LR_SEQ_MAX: u64 = 1 << 62;
+
 /// Smallest log block (`ZIL_MIN_BLKSZ`).
 pub const LWB_BLOCK_SIZE_MIN_BYTES: u32 = 4096;
 

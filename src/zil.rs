@@ -100,6 +100,11 @@ impl Config {
         if self.commit_timeout_pct > 1000 {
             return Err(Error::InvalidRecord("commit_timeout_pct above 1000"));
         }
+        if self.first_lr_seq > FIRST_LR_SEQ_MAX {
+            return Err(Error::InvalidRecord(
+                "first_lr_seq above FIRST_LR_SEQ_MAX (2^62): record seqs would wrap",
+            ));
+        }
         Ok(())
     }
 }

@@ -1085,3 +1085,38 @@ fn an_abandoned_back_pressured_waiter_keeps_its_records_queued() {
     assert_eq!(recs.len(), 1, "one record after the checkpoint: {recs:?}");
     assert_eq!(recs[0].2, [3u8; 64], "the abandoned commit's record");
 }
+
+#[test]
+fn a_first_lr_seq_that_could_wrap_is_refused() {
+    use rzil::limits::FIRST_LR_SEQ_MAX;
+    let p = MemPlatform::new(64 * MIB, 64);
+    // A corrupt superblock's checkpoint seq near u64::MAX used to start a
+    // log whose seqs overflowed (a panic in debug, a wrap in release).
+    for first_lr_seq in [FIRST_LR_SEQ_MAX + 1, u64::MAX] {
+        let refused = Zil::new(
+            &p,
+            Config {
+                first_lr_seq,
+                ..Config::new(54)
+            },
+        );
+        assert!(
+            matches!(refused, Err(Error::InvalidRecord(why)) if why.contains("first_lr_seq")),
+            "{first_lr_seq}"
+        );
+    }
+    // The bound itself is a valid start: the first record follows it.
+    let zil = Zil::new(
+        &p,
+        Config {
+            first_lr_seq: FIRST_LR_SEQ_MAX,
+            ..Config::new(54)
+        },
+    )
+    .unwrap();
+    zil.assign(1, &write_rec(&[1; 64])).unwrap();
+    let w = zil.commit().unwrap();
+    p.complete_all(&zil);
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+    assert_eq!(zil.durable_lr_seq(), FIRST_LR_SEQ_MAX + 1);
+}

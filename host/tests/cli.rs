@@ -737,3 +737,53 @@ fn a_stdout_that_cannot_be_written_is_an_error_not_a_panic() {
     let out = rzil(&["dump", dev]);
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// A checksum-valid superblock whose checkpoint seq leaves no room to count
+/// records up from it (corrupt or crafted): refused before anything is
+/// written. It used to start a log whose record seqs overflowed: a panic in
+/// a debug build, and in release seqs wrapped below the checkpoint, where
+/// replay skips them as already applied (every acknowledged record lost).
+#[test]
+fn a_checkpoint_seq_that_would_wrap_is_refused() {
+    use rzil_host::superblock::{Superblock, SLOT_OFFSETS_BYTES, SUPERBLOCK_BYTES};
+    use std::os::unix::fs::FileExt;
+    let dir = scratch("seq-wrap");
+    let dev = make_device(&dir);
+    let slot = if first_json(&rzil(&["dump", path_str(&dev), "--json"]))["slot"] == "A" {
+        0
+    } else {
+        1
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&dev)
+        .unwrap();
+    let mut copy = [0u8; SUPERBLOCK_BYTES];
+    file.read_exact_at(&mut copy, SLOT_OFFSETS_BYTES[slot])
+        .unwrap();
+    let mut superblock = Superblock::decode(&copy).unwrap();
+    superblock.checkpoint_lr_seq = u64::MAX - 5;
+    file.write_all_at(&superblock.encode(), SLOT_OFFSETS_BYTES[slot])
+        .unwrap();
+    drop(file);
+    let before = std::fs::read(&dev).unwrap();
+    for sub in ["run", "bench", "verify"] {
+        assert_error(
+            &[
+                sub,
+                "--dev",
+                path_str(&dev),
+                "--threads",
+                "2",
+                "--seconds",
+                "0.2",
+            ],
+            &["first_lr_seq", "wrap"],
+        );
+    }
+    assert!(
+        std::fs::read(&dev).unwrap() == before,
+        "refused device was modified"
+    );
+}
