@@ -15,8 +15,51 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Longest any one `rzil` of these tests may take: far above the slowest
+/// (a 2 s run), so only a hang reaches it.
+const RZIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 fn rzil(args: &[&str]) -> Output {
-    Command::new(RZIL).args(args).output().expect("run rzil")
+    output_within(Command::new(RZIL).args(args), args)
+}
+
+/// Run `command` to completion, failing the test (not hanging CI) if it
+/// takes longer than [`RZIL_TIMEOUT`]: a hang is a defect the tests name.
+fn output_within(command: &mut Command, args: &[&str]) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run rzil");
+    // Drain both pipes meanwhile, so a chatty child cannot block on them.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let began = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for rzil") {
+            break status;
+        }
+        if began.elapsed() > RZIL_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?}: no exit within {RZIL_TIMEOUT:?} (a hang)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
 
 /// Assert exit status 2 and exactly one stderr line that starts with
