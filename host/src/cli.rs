@@ -18,11 +18,11 @@ use rzil_host::backend::{
     drive, drive_with, CountingDevice, DriveConfig, DriveResult, RecordId, Tick, DRIVE_STALL,
 };
 use rzil_host::crashdev::{CrashPoint, RecordingDevice, RECORDED_BYTES_MAX};
-use rzil_host::device::{OpenOptionsLog, ReadOnlyDevice, DIRECT_IO_ALIGN_BYTES};
+use rzil_host::device::{BlockIo, OpenOptionsLog, ReadOnlyDevice, DIRECT_IO_ALIGN_BYTES};
 use rzil_host::naive::{self, NAIVE_RECORD_BYTES_MAX};
 use rzil_host::platform::{with_host_log, HostEnd, HostOptions};
 use rzil_host::rng::Xoshiro256;
-use rzil_host::superblock::{self, Probe};
+use rzil_host::superblock::{self, Probe, Superblock};
 use rzil_host::units::{self, format_size_bytes};
 use rzil_host::verify::{self, Ledger, Verdict};
 use rzil_host::volume::Volume;
@@ -437,29 +437,51 @@ struct Recovered {
 /// Recovery (as `zil_replay` at mount): replay whatever chain the
 /// superblock names, so the new log's first superblock update, which
 /// abandons that chain, loses nothing. Replayed records count as applied.
-fn recover(volume: &Volume, quiet: bool) -> Recovered {
-    let superblock = &volume.superblock;
+/// A chain block that cannot be read (an I/O error) is not the chain's end:
+/// starting a new log then would discard every record after it, so that is
+/// refused unless `create` says to discard them.
+fn recover(
+    device: &dyn BlockIo,
+    superblock: &Superblock,
+    path: &Path,
+    quiet: bool,
+    create: bool,
+) -> Result<Recovered, Failure> {
     if superblock.chain_head.is_none() {
-        return Recovered {
+        return Ok(Recovered {
             records: 0,
             first_lr_seq: superblock.checkpoint_lr_seq,
-        };
+        });
     }
-    let replayed = verify::replay(&volume.device, superblock);
+    let replayed = verify::replay(device, superblock);
+    if let Some(why) = &replayed.unreadable {
+        if !create {
+            return Err(Failure(format!(
+                "{}: recovery could not read the previous log ({why}); refusing to start a new log, which would discard its records from that block on (give --create to discard them)",
+                path.display()
+            )));
+        }
+        if !quiet {
+            note(&format!(
+                "{}: discarding the previous log from an unreadable block on (--create): {why}",
+                path.display()
+            ));
+        }
+    }
     let records = replayed.pieces.len() as u64 + replayed.other_records;
     if records > 0 && !quiet {
         note(&format!(
             "recovered {records} records from the previous log on {} (chain end: {})",
-            volume.device.path().display(),
+            path.display(),
             replayed.chain_end
         ));
     }
-    Recovered {
+    Ok(Recovered {
         records,
         first_lr_seq: superblock
             .checkpoint_lr_seq
             .max(replayed.last_lr_seq.unwrap_or(0)),
-    }
+    })
 }
 
 /// A log whose commits all succeeded can still fail to close cleanly (its
@@ -505,7 +527,13 @@ fn run(args: RunArgs) -> Outcome {
         device.create = true;
     }
     let volume = open_volume(&args.dev, &device)?;
-    let recovered = recover(&volume, args.json);
+    let recovered = recover(
+        &volume.device,
+        &volume.superblock,
+        &args.dev,
+        args.json,
+        args.device.create,
+    )?;
     let record_bytes = args.record as usize;
     let recorder = RecordingDevice::covering(&volume.device, volume.superblock.log_end_bytes)
         .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
@@ -647,7 +675,13 @@ fn bench(args: BenchArgs) -> Outcome {
         return Err(Failure("--dev PATH is required without --kernel".into()));
     };
     let volume = open_volume(dev, &args.device)?;
-    let recovered = recover(&volume, args.json);
+    let recovered = recover(
+        &volume.device,
+        &volume.superblock,
+        dev,
+        args.json,
+        args.device.create,
+    )?;
     let (mut superblock, mut slot) = (volume.superblock, volume.slot);
     let mut first_lr_seq = recovered.first_lr_seq;
     let region = superblock.log_start_bytes..superblock.log_end_bytes;
@@ -870,7 +904,13 @@ fn round2(value: f64) -> f64 {
 
 fn verify(args: VerifyArgs) -> Outcome {
     let volume = open_volume(&args.dev, &args.device)?;
-    let recovered = recover(&volume, args.json);
+    let recovered = recover(
+        &volume.device,
+        &volume.superblock,
+        &args.dev,
+        args.json,
+        args.device.create,
+    )?;
     let record_bytes = args.record as usize;
     let recorder = RecordingDevice::covering(&volume.device, volume.superblock.log_end_bytes)
         .map_err(|e| Failure(format!("{}: {e}", args.dev.display())))?;
@@ -1210,5 +1250,105 @@ fn sim(args: SimArgs) -> Outcome {
             seed + 1
         ))),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rzil_host::device::{DeviceError, MemDevice};
+
+    /// A device whose reads past `readable_to_bytes` fail with EIO (a disk
+    /// going bad under the log).
+    struct FailingReads<'a> {
+        inner: &'a MemDevice,
+        readable_to_bytes: u64,
+    }
+
+    impl BlockIo for FailingReads<'_> {
+        fn size_bytes(&self) -> u64 {
+            self.inner.size_bytes()
+        }
+        fn sector_size_bytes(&self) -> u32 {
+            self.inner.sector_size_bytes()
+        }
+        fn write_at(&self, offset_bytes: u64, buf: &[u8]) -> Result<(), DeviceError> {
+            self.inner.write_at(offset_bytes, buf)
+        }
+        fn read_at(&self, offset_bytes: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+            if offset_bytes > self.readable_to_bytes {
+                return Err(DeviceError::Io {
+                    path: "failing".into(),
+                    op: "pread",
+                    source: std::io::Error::from_raw_os_error(libc::EIO),
+                });
+            }
+            self.inner.read_at(offset_bytes, buf)
+        }
+        fn flush(&self) -> Result<(), DeviceError> {
+            self.inner.flush()
+        }
+    }
+
+    /// A log cut off mid-run, with its superblock pointing at the chain's
+    /// first block and nothing checkpointed: every record is to replay.
+    fn crashed_log() -> (MemDevice, Superblock) {
+        // Large enough that the ring cannot wrap over the first blocks.
+        let size_bytes = 64 * 1024 * 1024;
+        let dev = MemDevice::zeroed(size_bytes);
+        let mut fresh = Superblock::fresh(size_bytes as u64, [1, 2, 54, 1]).unwrap();
+        let slot = superblock::format(&dev, &mut fresh).unwrap();
+        let config = DriveConfig {
+            threads: 2,
+            duration: Duration::from_millis(100),
+            record_bytes: 4096,
+        };
+        let ((first, image), _) = with_host_log(
+            &dev,
+            fresh,
+            slot,
+            HostOptions::for_direct(false, 0),
+            None,
+            |log| {
+                let Ok(Probe::Ours { superblock, .. }) = superblock::probe(&dev) else {
+                    panic!("no superblock at the start of the run");
+                };
+                drive(log, config, &|_, _| {}, &mut |_| {}).unwrap();
+                (superblock, dev.snapshot())
+            },
+        )
+        .unwrap();
+        let crashed = MemDevice::from_image(image);
+        let mut superblock = first;
+        superblock.checkpoint_lr_seq = 0;
+        superblock::format(&crashed, &mut superblock).unwrap();
+        (crashed, superblock)
+    }
+
+    #[test]
+    fn recovery_refuses_to_start_a_new_log_over_a_chain_it_cannot_read() {
+        let (crashed, superblock) = crashed_log();
+        let path = Path::new("dev");
+        let whole = recover(&crashed, &superblock, path, true, false).unwrap();
+        assert!(whole.records > 10, "{} records", whole.records);
+        // The first block reads, the rest fail: the walk stops at the
+        // second block, which is not the chain's end. Starting a new log
+        // there used to abandon every record after the first block.
+        let head = superblock.chain_head.unwrap();
+        let failing = FailingReads {
+            inner: &crashed,
+            readable_to_bytes: head.offset_bytes,
+        };
+        let Err(Failure(why)) = recover(&failing, &superblock, path, true, false) else {
+            panic!("recovery went on past an unreadable log block");
+        };
+        assert!(
+            why.contains("could not read the previous log") && why.contains("--create"),
+            "{why}"
+        );
+        assert!(why.contains("Input/output error"), "{why}");
+        // --create says to discard what cannot be read.
+        let partial = recover(&failing, &superblock, path, true, true).unwrap();
+        assert!(partial.records < whole.records);
     }
 }

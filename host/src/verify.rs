@@ -121,6 +121,12 @@ pub struct Replayed {
     pub last_lr_seq: Option<u64>,
     /// How the chain ended, as a stable name.
     pub chain_end: &'static str,
+    /// Set when the walk stopped at a block it could not read (an I/O
+    /// error, a pointer off the device), not at one that was read and
+    /// failed verification: the chain may go on past it, so this is not
+    /// its end (OpenZFS's log chain check fails the import on such an
+    /// error too, rather than truncating the log).
+    pub unreadable: Option<String>,
 }
 
 struct Collector<'a> {
@@ -181,6 +187,9 @@ pub fn replay(dev: &dyn BlockIo, superblock: &Superblock) -> Replayed {
     replayed.skipped = summary.skipped;
     replayed.last_lr_seq = summary.last_replayed_seq;
     replayed.chain_end = summary.walk.end.name();
+    if let format::ChainEnd::ReadFailed { blk_seq, error } = &summary.walk.end {
+        replayed.unreadable = Some(format!("log block seq {blk_seq}: {error}"));
+    }
     replayed
 }
 
