@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rzil::format::{
-    dump_block, dump_chain, infer_block, Blkptr, BlockInfo, DumpSink, RecordInfo, WalkLimits,
+    dump_block, dump_chain, infer_block, Blkptr, BlockInfo, ChainEnd, DumpSink, RecordInfo,
+    WalkLimits,
 };
 use rzil_host::backend::{
     drive, drive_with, CountingDevice, DriveConfig, DriveResult, RecordId, Tick, DRIVE_STALL,
@@ -1094,13 +1095,19 @@ impl DumpSink for DumpPrinter {
 
 fn dump(args: DumpArgs) -> Outcome {
     let device = ReadOnlyDevice::open(&args.path)?;
+    dump_device(&device, &args.path, args.json)
+}
+
+/// `rzil dump` of an open device (any [`BlockIo`], so tests can fail its
+/// reads).
+fn dump_device(device: &dyn BlockIo, path: &Path, json: bool) -> Outcome {
     let probed =
-        superblock::probe(&device).map_err(|e| Failure(format!("{}: {e}", args.path.display())))?;
-    let mut printer = DumpPrinter { json: args.json };
+        superblock::probe(device).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+    let mut printer = DumpPrinter { json };
     match probed {
         Probe::Ours { superblock, slot } => {
             let head = superblock.chain_head;
-            if args.json {
+            if json {
                 outln!(
                     "{}",
                     json!({
@@ -1127,7 +1134,7 @@ fn dump(args: DumpArgs) -> Outcome {
                 );
             }
             let Some(header) = verify::header_of(&superblock) else {
-                if !args.json {
+                if !json {
                     outln!("chain: empty");
                 }
                 return Ok(());
@@ -1136,13 +1143,14 @@ fn dump(args: DumpArgs) -> Outcome {
             let mut limits = WalkLimits::UNCLAIMED;
             limits.blocks_max = verify::blocks_max(&superblock);
             let summary = dump_chain(
-                &mut verify::DeviceSource::new(&device),
+                &mut verify::DeviceSource::new(device),
                 &header.log,
                 &limits,
                 &mut buf,
                 &mut printer,
             );
-            if args.json {
+            let read_failed = matches!(summary.end, ChainEnd::ReadFailed { .. });
+            if json {
                 outln!(
                     "{}",
                     json!({
@@ -1153,7 +1161,7 @@ fn dump(args: DumpArgs) -> Outcome {
                         "end": summary.end.name(),
                     })
                 );
-            } else if summary.blocks_accepted == 0 {
+            } else if summary.blocks_accepted == 0 && !read_failed {
                 // The head is the block the next commit will write: after a
                 // clean close (everything checkpointed) it holds old bytes.
                 outln!(
@@ -1169,15 +1177,23 @@ fn dump(args: DumpArgs) -> Outcome {
                     summary.end
                 );
             }
+            // A block that cannot be read is an I/O error, not the
+            // chain's end: the chain may go on past it.
+            if let ChainEnd::ReadFailed { blk_seq, error } = &summary.end {
+                return Err(Failure(format!(
+                    "{}: log block seq {blk_seq} could not be read: {error}",
+                    path.display()
+                )));
+            }
             Ok(())
         }
-        Probe::Blank | Probe::Foreign { .. } => dump_lone_block(&device, &args.path, &mut printer),
+        Probe::Blank | Probe::Foreign { .. } => dump_lone_block(device, path, &mut printer),
     }
 }
 
 /// A file that is not an rzil device may be one raw log block (as zdb or a
 /// test extracts them): infer its format and verifier and dump it.
-fn dump_lone_block(device: &ReadOnlyDevice, path: &Path, printer: &mut DumpPrinter) -> Outcome {
+fn dump_lone_block(device: &dyn BlockIo, path: &Path, printer: &mut DumpPrinter) -> Outcome {
     let size = device.size_bytes();
     let not_a_block = || {
         Failure(format!(
@@ -1350,5 +1366,27 @@ mod tests {
         // --create says to discard what cannot be read.
         let partial = recover(&failing, &superblock, path, true, true).unwrap();
         assert!(partial.records < whole.records);
+    }
+
+    #[test]
+    fn dump_of_a_chain_it_cannot_read_to_the_end_is_an_error() {
+        let (crashed, superblock) = crashed_log();
+        let path = Path::new("dev");
+        for json in [false, true] {
+            dump_device(&crashed, path, json).unwrap();
+            let failing = FailingReads {
+                inner: &crashed,
+                readable_to_bytes: superblock.chain_head.unwrap().offset_bytes,
+            };
+            // It used to print the chain up to the unreadable block as if
+            // that were its end, and exit 0.
+            let Err(Failure(why)) = dump_device(&failing, path, json) else {
+                panic!("dump took an unreadable block for the chain's end");
+            };
+            assert!(
+                why.contains("could not be read") && why.contains("Input/output error"),
+                "{why}"
+            );
+        }
     }
 }
