@@ -90,7 +90,7 @@ struct DeviceArgs {
     create: bool,
     /// Size of a file made or resized by --create (e.g. 64M, 1G); on a
     /// block device, use only this much of it.
-    #[arg(long, value_name = "SIZE", value_parser = parse_device_size, requires = "create")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_device_size, requires = "create", allow_negative_numbers = true)]
     size: Option<u64>,
     /// Use O_DIRECT (falls back to buffered I/O, with a note, where the
     /// filesystem refuses it).
@@ -111,7 +111,7 @@ struct RunArgs {
     #[arg(long, value_name = "S", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]
     seconds: f64,
     /// Bytes per record (e.g. 4096 or 4K).
-    #[arg(long, value_name = "BYTES", default_value = "4K", value_parser = parse_record)]
+    #[arg(long, value_name = "BYTES", default_value = "4K", value_parser = parse_record, allow_negative_numbers = true)]
     record: u64,
     /// One JSON object per line instead of a table.
     #[arg(long)]
@@ -128,13 +128,13 @@ struct BenchArgs {
     #[arg(long, value_name = "PATH", required_unless_present = "kernel")]
     dev: Option<PathBuf>,
     /// Comma-separated committer counts.
-    #[arg(long, value_name = "LIST", default_value = "1,4,16,64", value_parser = parse_threads_list)]
+    #[arg(long, value_name = "LIST", default_value = "1,4,16,64", value_parser = parse_threads_list, allow_negative_numbers = true)]
     threads: ThreadList,
     /// Seconds per measurement (each backend, each thread count).
     #[arg(long, value_name = "S", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]
     seconds: f64,
     /// Bytes per record (e.g. 4096 or 4K).
-    #[arg(long, value_name = "BYTES", default_value = "4K", value_parser = parse_record)]
+    #[arg(long, value_name = "BYTES", default_value = "4K", value_parser = parse_record, allow_negative_numbers = true)]
     record: u64,
     /// One JSON object per line instead of a table.
     #[arg(long)]
@@ -151,10 +151,15 @@ struct VerifyArgs {
     #[arg(long, value_name = "PATH")]
     dev: PathBuf,
     /// Crash states to check.
-    #[arg(long, value_name = "N", default_value = "100", value_parser = parse_crashes)]
+    #[arg(long, value_name = "N", default_value = "100", value_parser = parse_crashes, allow_negative_numbers = true)]
     crashes: u64,
     /// Seed for the crash points and for which unflushed writes survive.
-    #[arg(long, value_name = "S", default_value = "0")]
+    #[arg(
+        long,
+        value_name = "S",
+        default_value = "0",
+        allow_negative_numbers = true
+    )]
     seed: u64,
     /// Committer threads.
     #[arg(long, value_name = "N", default_value = "8", value_parser = parse_threads, allow_negative_numbers = true)]
@@ -163,7 +168,7 @@ struct VerifyArgs {
     #[arg(long, value_name = "S", default_value = "2", value_parser = parse_secs, allow_negative_numbers = true)]
     seconds: f64,
     /// Bytes per record (e.g. 4096 or 4K).
-    #[arg(long, value_name = "BYTES", default_value = "4K", value_parser = parse_record)]
+    #[arg(long, value_name = "BYTES", default_value = "4K", value_parser = parse_record, allow_negative_numbers = true)]
     record: u64,
     /// One JSON object per line instead of a table.
     #[arg(long)]
@@ -194,7 +199,7 @@ enum Model {
 #[derive(Debug, Args)]
 struct SimArgs {
     /// Seed range A..B (B exclusive).
-    #[arg(long, value_name = "A..B", value_parser = parse_seeds)]
+    #[arg(long, value_name = "A..B", value_parser = parse_seeds, allow_negative_numbers = true)]
     seeds: std::ops::Range<u64>,
     /// Which lwb path to simulate.
     #[arg(long, value_enum, default_value = "rzil")]

@@ -830,3 +830,36 @@ fn a_checkpoint_seq_that_would_wrap_is_refused() {
         "refused device was modified"
     );
 }
+
+/// A negative number given to any numeric option is that option's error,
+/// named, as `run --threads -4` already was; clap used to take it for an
+/// unknown flag ("unexpected argument '-1' found", no option named).
+#[test]
+fn negative_values_name_their_option() {
+    assert_error(
+        &["bench", "--dev", "x", "--threads", "-1"],
+        &["--threads", "invalid thread count '-1'"],
+    );
+    for sub in ["run", "bench", "verify"] {
+        assert_error(
+            &[sub, "--dev", "x", "--record", "-4096"],
+            &["--record", "invalid size '-4096'"],
+        );
+        assert_error(
+            &[sub, "--dev", "x", "--create", "--size", "-64"],
+            &["--size", "invalid size '-64'"],
+        );
+    }
+    assert_error(
+        &["verify", "--dev", "x", "--crashes", "-1"],
+        &["--crashes", "invalid crash count '-1'"],
+    );
+    assert_error(
+        &["verify", "--dev", "x", "--seed", "-1"],
+        &["--seed", "'-1'"],
+    );
+    assert_error(
+        &["sim", "--seeds", "-3"],
+        &["--seeds", "invalid seed range '-3'"],
+    );
+}
