@@ -35,6 +35,10 @@ mod kernel;
 pub const THREADS_MAX: usize = 1024;
 /// Longest timed run, in seconds (a day).
 pub const SECONDS_MAX: f64 = 86_400.0;
+/// Shortest timed run, in seconds: a shorter one measures only the start
+/// of its threads, and below a nanosecond it has no duration at all (it
+/// used to run for 0 s and report 0 commits as a success).
+pub const SECONDS_MIN: f64 = 0.001;
 /// Most crash states one `verify` explores.
 pub const CRASHES_MAX: u64 = 1_000_000;
 /// Smallest record a workload commits.
@@ -227,7 +231,7 @@ fn parse_threads_list(text: &str) -> Result<ThreadList, String> {
 }
 
 fn parse_secs(text: &str) -> Result<f64, String> {
-    units::parse_seconds(text, SECONDS_MAX)
+    units::parse_seconds(text, SECONDS_MIN, SECONDS_MAX)
 }
 
 fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {

@@ -93,8 +93,9 @@ pub fn parse_thread_count(text: &str, threads_max: usize) -> Result<usize, Strin
     Ok(count)
 }
 
-/// Parse a duration in seconds (`10`, `0.5`) within `(0, seconds_max]`.
-pub fn parse_seconds(text: &str, seconds_max: f64) -> Result<f64, String> {
+/// Parse a duration in seconds (`10`, `0.5`) within
+/// `[seconds_min, seconds_max]` (`seconds_min` > 0).
+pub fn parse_seconds(text: &str, seconds_min: f64, seconds_max: f64) -> Result<f64, String> {
     let part = text.trim();
     let seconds: f64 = part
         .parse()
@@ -102,6 +103,11 @@ pub fn parse_seconds(text: &str, seconds_max: f64) -> Result<f64, String> {
     if !seconds.is_finite() || seconds <= 0.0 {
         return Err(format!(
             "duration must be more than 0 seconds (got '{part}')"
+        ));
+    }
+    if seconds < seconds_min {
+        return Err(format!(
+            "duration {seconds} s is under the minimum of {seconds_min} s"
         ));
     }
     if seconds > seconds_max {
@@ -199,10 +205,15 @@ mod tests {
 
     #[test]
     fn seconds_and_seed_ranges() {
-        assert_eq!(parse_seconds("0.5", 10.0), Ok(0.5));
-        assert!(parse_seconds("0", 10.0).is_err());
-        assert!(parse_seconds("nan", 10.0).is_err());
-        assert!(parse_seconds("11", 10.0)
+        assert_eq!(parse_seconds("0.5", 0.001, 10.0), Ok(0.5));
+        assert_eq!(parse_seconds("0.001", 0.001, 10.0), Ok(0.001));
+        assert!(parse_seconds("0", 0.001, 10.0).is_err());
+        assert!(parse_seconds("nan", 0.001, 10.0).is_err());
+        // Positive, but a run of no time at all (1e-300 s is 0 ns).
+        assert!(parse_seconds("1e-300", 0.001, 10.0)
+            .unwrap_err()
+            .contains("under the minimum of 0.001 s"));
+        assert!(parse_seconds("11", 0.001, 10.0)
             .unwrap_err()
             .contains("over the limit"));
         assert_eq!(parse_seed_range("3..10"), Ok(3..10));

@@ -863,3 +863,15 @@ fn negative_values_name_their_option() {
         &["--seeds", "invalid seed range '-3'"],
     );
 }
+
+/// A positive duration too short to be a run (1e-300 s is 0 ns) is refused,
+/// not run for no time and reported as a success with 0 commits.
+#[test]
+fn a_duration_too_short_to_run_is_refused() {
+    for sub in ["run", "bench", "verify"] {
+        assert_error(
+            &[sub, "--dev", "x", "--seconds", "1e-300"],
+            &["--seconds", "under the minimum of 0.001 s"],
+        );
+    }
+}
