@@ -74,6 +74,9 @@ impl fmt::Display for DeviceKind {
 pub enum DeviceError {
     /// The path does not exist (and `--create` was not given).
     Missing { path: PathBuf },
+    /// The path to read (`rzil dump`) does not exist: unlike
+    /// [`DeviceError::Missing`], no `--create` can help.
+    NothingToRead { path: PathBuf },
     /// The path is a directory.
     IsDirectory { path: PathBuf },
     /// The path is neither a regular file nor a block device.
@@ -122,6 +125,9 @@ impl fmt::Display for DeviceError {
                 "{}: no such file or device (give --create to make a new file)",
                 path.display()
             ),
+            DeviceError::NothingToRead { path } => {
+                write!(f, "{}: no such file or device", path.display())
+            }
             DeviceError::IsDirectory { path } => write!(
                 f,
                 "{}: is a directory, not a file or block device",
@@ -546,7 +552,10 @@ impl ReadOnlyDevice {
     /// Open `path` for reading only (for `rzil dump`): a read-only device is
     /// fine here, a missing path, a directory or a tiny file are not.
     pub fn open(path: &Path) -> Result<ReadOnlyDevice, DeviceError> {
-        let (kind, meta) = inspect(path)?;
+        let (kind, meta) = inspect(path).map_err(|error| match error {
+            DeviceError::Missing { path } => DeviceError::NothingToRead { path },
+            other => other,
+        })?;
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_CLOEXEC)

@@ -210,6 +210,12 @@ fn missing_path_and_directory() {
     }
     assert_error(&["run", "--dev", path_str(&missing)], &["no such file"]);
     assert_error(&["dump", path_str(&missing)], &["no such file"]);
+    // dump has no --create: its error does not suggest one.
+    let out = rzil(&["dump", path_str(&missing)]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("--create"),
+        "{out:?}"
+    );
     assert_error(&["dump", path_str(&dir)], &["is a directory"]);
     assert!(!missing.exists(), "a failed open must not create the file");
 }
