@@ -36,6 +36,8 @@ pub const SECTOR_SIZE_BYTES_DEFAULT: u32 = 512;
 /// holds a few maximum-size log blocks (see `superblock::LOG_REGION_START_BYTES`
 /// and `ring::BLOCK_SIZE_BYTES_MAX`).
 pub const DEVICE_SIZE_MIN_BYTES: u64 = 2 * 1024 * 1024;
+// Rounding a size down to aligned units never takes it below the minimum.
+const _: () = assert!(DEVICE_SIZE_MIN_BYTES % DIRECT_IO_ALIGN_BYTES as u64 == 0);
 
 /// Size of a file made by `--create` without `--size`: room for thousands of
 /// maximum-size log blocks, small enough to create in a moment.
@@ -385,9 +387,8 @@ impl LogDevice {
                 }
             }
         }
-        // Keep the usable size a whole number of aligned units, so every
-        // block the ring hands out is addressable with O_DIRECT.
-        size_bytes -= size_bytes % DIRECT_IO_ALIGN_BYTES as u64;
+        // Checked before the rounding below, so the error names the size
+        // the device has (the minimum is whole units: same verdict).
         if size_bytes < DEVICE_SIZE_MIN_BYTES {
             return Err(DeviceError::TooSmall {
                 path: path.to_path_buf(),
@@ -395,6 +396,9 @@ impl LogDevice {
                 size_min_bytes: DEVICE_SIZE_MIN_BYTES,
             });
         }
+        // Keep the usable size a whole number of aligned units, so every
+        // block the ring hands out is addressable with O_DIRECT.
+        size_bytes -= size_bytes % DIRECT_IO_ALIGN_BYTES as u64;
         Ok(LogDevice {
             file,
             path: path.to_path_buf(),

@@ -280,6 +280,13 @@ fn too_small_device() {
         ],
         &["too small", "1 MiB"],
     );
+    // The size named is the file's, not its size rounded down to 4 KiB.
+    let odd = dir.join("odd");
+    std::fs::write(&odd, vec![0u8; 6000]).unwrap();
+    assert_error(
+        &["bench", "--dev", path_str(&odd)],
+        &["too small (6000 bytes)"],
+    );
 }
 
 #[test]
