@@ -51,6 +51,13 @@ pub const LOG_REGION_START_BYTES: u64 = 128 * 1024;
 /// region is used), so more space buys nothing, and a bounded region keeps
 /// the crash recorder's copy of it bounded on large disks.
 pub const LOG_REGION_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// Highest generation a copy may carry. Updates count it up by one and the
+/// newest copy wins, so it must never wrap: an update past it is refused,
+/// and a copy above it (corrupt or crafted, checksum notwithstanding) is
+/// invalid. A copy at `u64::MAX` used to win forever over the wrapped
+/// generations written after it, so every later update was ignored at
+/// the next open.
+pub const GENERATION_MAX: u64 = u64::MAX - 1;
 /// How much of a device's start we read to tell blank from foreign: covers
 /// the ZFS label's first uberblocks (at 128 KiB) and btrfs's superblock (at
 /// 64 KiB).
@@ -141,6 +148,8 @@ pub enum SuperblockError {
     },
     /// The device is too small for the superblock slots plus a log region.
     DeviceTooSmall { size_bytes: u64 },
+    /// The generation cannot count up past [`GENERATION_MAX`].
+    GenerationExhausted,
     /// Reading or writing failed.
     Device(DeviceError),
 }
@@ -162,6 +171,10 @@ impl fmt::Display for SuperblockError {
             SuperblockError::DeviceTooSmall { size_bytes } => write!(
                 f,
                 "a {size_bytes}-byte device has no room for a log region after the superblock"
+            ),
+            SuperblockError::GenerationExhausted => write!(
+                f,
+                "the superblock generation is at its maximum ({GENERATION_MAX}); give --create to reformat"
             ),
             SuperblockError::Device(error) => write!(f, "superblock I/O: {error}"),
         }
@@ -320,6 +333,9 @@ impl Superblock {
     /// buggy build; refuse impossible geometry rather than act on it.
     fn check_fields(&self) -> Result<(), SlotProblem> {
         let align = DIRECT_IO_ALIGN_BYTES as u64;
+        if self.generation > GENERATION_MAX {
+            return Err(SlotProblem::Field("generation"));
+        }
         if self.log_start_bytes < 2 * SLOT_BYTES as u64 || self.log_start_bytes % align != 0 {
             return Err(SlotProblem::Field("log region start"));
         }
@@ -438,7 +454,11 @@ pub fn write_next(
     superblock: &mut Superblock,
     current_slot: Option<usize>,
 ) -> Result<usize, SuperblockError> {
-    superblock.generation = superblock.generation.wrapping_add(1);
+    superblock.generation = superblock
+        .generation
+        .checked_add(1)
+        .filter(|&generation| generation <= GENERATION_MAX)
+        .ok_or(SuperblockError::GenerationExhausted)?;
     let slot = match current_slot {
         Some(current) => 1 - current,
         None => (superblock.generation % 2) as usize,
@@ -525,6 +545,47 @@ mod tests {
             Superblock::decode(&sb.encode()),
             Err(SlotProblem::Field("log region end"))
         );
+    }
+
+    #[test]
+    fn the_generation_never_wraps() {
+        let (dev, mut sb, slot) = formatted();
+        // A checksum-valid copy at u64::MAX is refused, so the other slot
+        // wins and the next update overwrites it.
+        let mut top = sb;
+        top.generation = u64::MAX;
+        let mut copy = [0u8; SLOT_BYTES];
+        copy[..SUPERBLOCK_BYTES].copy_from_slice(&top.encode());
+        dev.write_at(SLOT_OFFSETS_BYTES[1 - slot], &copy).unwrap();
+        assert_eq!(
+            Superblock::decode(&copy),
+            Err(SlotProblem::Field("generation"))
+        );
+        let Probe::Ours {
+            superblock,
+            slot: read_slot,
+        } = probe(&dev).unwrap()
+        else {
+            panic!("the valid copy was not found");
+        };
+        assert_eq!((superblock.generation, read_slot), (2, slot));
+        let next = write_next(&dev, &mut sb, Some(slot)).unwrap();
+        let Probe::Ours {
+            superblock,
+            slot: read_slot,
+        } = probe(&dev).unwrap()
+        else {
+            panic!("the update was not found");
+        };
+        assert_eq!((superblock.generation, read_slot), (3, next));
+        // The last generation is written; past it, updates are refused.
+        sb.generation = GENERATION_MAX - 1;
+        write_next(&dev, &mut sb, Some(next)).unwrap();
+        assert_eq!(sb.generation, GENERATION_MAX);
+        assert!(matches!(
+            write_next(&dev, &mut sb, Some(slot)),
+            Err(SuperblockError::GenerationExhausted)
+        ));
     }
 
     #[test]
