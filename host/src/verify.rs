@@ -413,7 +413,7 @@ mod tests {
     use super::*;
     use crate::backend::{drive, CommitError, DriveConfig, SyncLog};
     use crate::crashdev::RecordingDevice;
-    use crate::device::MemDevice;
+    use crate::device::{DeviceError, MemDevice};
     use crate::platform::{with_host_log, HostOptions};
     use crate::rng::Xoshiro256;
     use crate::superblock::format as format_device;
@@ -593,6 +593,122 @@ mod tests {
         let verdict = ledger.check_image(&with_first_head(damaged), 0);
         assert!(verdict.acked_lost > 0, "{verdict}");
         assert_eq!(verdict.chain_end, "block-rejected");
+    }
+
+    /// A disk that starts failing mid-run: once `ok_writes` writes have
+    /// completed, every write reports EIO, though its bytes still reach the
+    /// device (a failed write may have landed, whole or torn; the crash
+    /// images decide), and so does every flush after it.
+    struct FailingWrites<'a> {
+        inner: &'a dyn BlockIo,
+        ok_writes: std::sync::atomic::AtomicU64,
+        failed: std::sync::atomic::AtomicBool,
+    }
+
+    impl FailingWrites<'_> {
+        fn eio(op: &'static str) -> DeviceError {
+            DeviceError::Io {
+                path: "failing".into(),
+                op,
+                source: std::io::Error::from_raw_os_error(libc::EIO),
+            }
+        }
+    }
+
+    impl BlockIo for FailingWrites<'_> {
+        fn size_bytes(&self) -> u64 {
+            self.inner.size_bytes()
+        }
+        fn sector_size_bytes(&self) -> u32 {
+            self.inner.sector_size_bytes()
+        }
+        fn write_at(&self, offset_bytes: u64, buf: &[u8]) -> Result<(), DeviceError> {
+            use std::sync::atomic::Ordering;
+            self.inner.write_at(offset_bytes, buf)?;
+            let left = self.ok_writes.load(Ordering::Relaxed);
+            if left == 0 || self.failed.load(Ordering::Relaxed) {
+                self.failed.store(true, Ordering::Relaxed);
+                return Err(Self::eio("pwrite"));
+            }
+            self.ok_writes.store(left - 1, Ordering::Relaxed);
+            Ok(())
+        }
+        fn read_at(&self, offset_bytes: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+            self.inner.read_at(offset_bytes, buf)
+        }
+        fn flush(&self) -> Result<(), DeviceError> {
+            if self.failed.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(Self::eio("fdatasync"));
+            }
+            self.inner.flush()
+        }
+    }
+
+    #[test]
+    fn failed_writes_fail_the_commits_and_every_ack_is_durable() {
+        let (dev, sb, slot) = formatted();
+        let recorder = RecordingDevice::new(dev).unwrap();
+        let failing = FailingWrites {
+            inner: &recorder,
+            // The first superblock update, then some commits' worth.
+            ok_writes: std::sync::atomic::AtomicU64::new(60),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        };
+        let ledger = Ledger::new(RECORD_BYTES);
+        let observe = |seq: u64, block: &[u8]| ledger.observe_block(seq, block);
+        let config = DriveConfig {
+            threads: 4,
+            duration: Duration::from_secs(10),
+            record_bytes: RECORD_BYTES,
+        };
+        let began = std::time::Instant::now();
+        let (result, end) = with_host_log(
+            &failing,
+            sb,
+            slot,
+            HostOptions::for_direct(false, 0),
+            Some(&observe),
+            |log| {
+                drive(
+                    log,
+                    config,
+                    &|c, s| {
+                        ledger.ack(
+                            RecordId {
+                                committer: c as u32,
+                                seq: s,
+                            },
+                            recorder.mark(),
+                        )
+                    },
+                    &mut |_| {},
+                )
+            },
+        )
+        .unwrap();
+        let error = result.expect_err("commits kept succeeding on a failing disk");
+        assert!(error.to_string().contains("pwrite failed"), "{error}");
+        // It stopped at the failure, not at the end of the 10 s run, and
+        // the close says it could not checkpoint.
+        assert!(began.elapsed() < Duration::from_secs(5));
+        assert!(end.failure.is_some(), "{end:?}");
+        assert!(ledger.acked() > 0, "no commit before the failure");
+        // Every acknowledged record survives every power cut after the
+        // failure, whichever failed writes landed. (Records of a failed
+        // write that landed may replay: the ledger only learns blocks
+        // whose writes succeeded, so they count as phantom here, and a
+        // commit that failed may still replay, as in OpenZFS.)
+        let at = recorder.mark();
+        let mut crasher = recorder.crasher();
+        for seed in 0..16 {
+            let (image, _) = crasher.crash(at, seed).unwrap();
+            let verdict = ledger.check_image(&image, at);
+            assert!(verdict.superblock_error.is_none(), "{verdict}");
+            assert_eq!(verdict.acked_lost, 0, "{verdict}");
+            assert_eq!(verdict.corrupt, 0, "{verdict}");
+            assert_eq!(verdict.out_of_order, 0, "{verdict}");
+            assert!(verdict.acked_checked > 0, "{verdict}");
+        }
     }
 
     #[test]
