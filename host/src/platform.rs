@@ -1553,11 +1553,21 @@ pub fn with_host_log<'d, R>(
                 }
             }
         });
-        let result = body(&log);
-        log.closing.store(true, Ordering::Release);
-        stop_checkpoints.store(true, Ordering::Release);
-        platform.shutdown();
-        result
+        // Stop the threads above when the body ends, also by a panic: the
+        // scope joins them before it re-raises the panic, so a panicking
+        // body (a bug) used to hang the process instead of ending it.
+        struct StopOnDrop<F: FnMut()>(F);
+        impl<F: FnMut()> Drop for StopOnDrop<F> {
+            fn drop(&mut self) {
+                (self.0)();
+            }
+        }
+        let _stop = StopOnDrop(|| {
+            log.closing.store(true, Ordering::Release);
+            stop_checkpoints.store(true, Ordering::Release);
+            platform.shutdown();
+        });
+        body(&log)
     });
     // Every completion thread has drained the queue and exited: nothing is
     // in flight, so this checkpoint covers every acknowledged record.
@@ -1903,6 +1913,28 @@ mod tests {
             "slowest commit took {} ms",
             result.latency.max_ns() / 1_000_000
         );
+    }
+
+    #[test]
+    fn a_panicking_body_ends_the_log_instead_of_hanging() {
+        let (dev, sb, slot) = formatted();
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                with_host_log(
+                    &dev,
+                    sb,
+                    slot,
+                    HostOptions::for_direct(false, 0),
+                    None,
+                    |_| panic!("a bug in the body"),
+                )
+            }));
+            let _ = done.send(caught.is_err());
+        });
+        // The completion and checkpoint threads used to wait forever for
+        // a stop the panic skipped, and the scope for them.
+        assert_eq!(outcome.recv_timeout(Duration::from_secs(30)), Ok(true));
     }
 
     #[test]
