@@ -168,7 +168,9 @@ pub fn replay(dev: &dyn BlockIo, superblock: &Superblock) -> Replayed {
     let Some(header) = header_of(superblock) else {
         return replayed;
     };
-    let mut buf = vec![0u8; format::ZIL_MAX_BLKSZ];
+    // Aligned: recovery reads an O_DIRECT device through it (a Vec's
+    // buffer made every such read fail as misaligned).
+    let mut buf = crate::device::AlignedBuf::zeroed(format::ZIL_MAX_BLKSZ);
     let mut source = DeviceSource::new(dev);
     let summary = {
         let mut collector = Collector {
