@@ -109,6 +109,9 @@ pub enum DeviceError {
     Misaligned { offset_bytes: u64, len_bytes: usize },
     /// The filesystem has no room for a file of the size `--create` asked.
     NoSpace { path: PathBuf, size_bytes: u64 },
+    /// `--create` asked for a file larger than the filesystem allows one
+    /// to be (EFBIG), or than a file offset can express.
+    FileTooLarge { path: PathBuf, size_bytes: u64 },
     /// A crash-recording layer reached its memory bound.
     RecordingFull { limit_bytes: usize },
     /// The operating system reported an error.
@@ -190,6 +193,12 @@ impl fmt::Display for DeviceError {
             DeviceError::NoSpace { path, size_bytes } => write!(
                 f,
                 "{}: the filesystem has no room for {}",
+                path.display(),
+                format_size_bytes(*size_bytes)
+            ),
+            DeviceError::FileTooLarge { path, size_bytes } => write!(
+                f,
+                "{}: a file of {} is larger than the filesystem allows",
                 path.display(),
                 format_size_bytes(*size_bytes)
             ),
@@ -719,8 +728,19 @@ fn zero_fill(file: &File, path: &Path, size_bytes: u64) -> Result<(), DeviceErro
         op,
         source,
     };
-    file.set_len(size_bytes)
-        .map_err(|error| io_error("ftruncate", error))?;
+    file.set_len(size_bytes).map_err(|error| {
+        // EFBIG from ftruncate; InvalidInput from std for a size past
+        // off_t (its message, an integer conversion, names nothing).
+        if error.raw_os_error() == Some(libc::EFBIG) || error.kind() == io::ErrorKind::InvalidInput
+        {
+            DeviceError::FileTooLarge {
+                path: path.to_path_buf(),
+                size_bytes,
+            }
+        } else {
+            io_error("ftruncate", error)
+        }
+    })?;
     reserve_space(file, size_bytes).map_err(|error| {
         if error.raw_os_error() == Some(libc::ENOSPC) {
             DeviceError::NoSpace {

@@ -247,7 +247,15 @@ fn a_size_the_filesystem_cannot_hold_is_refused_at_once() {
     let dev = dir.join("huge");
     // Past ext4's largest file, and past any disk CI has: refused by
     // ftruncate (EFBIG) or the space reservation (ENOSPC), never written.
-    for size in ["1000T", "100T"] {
+    // Past off_t, std refuses the size itself. Each names the problem.
+    for size in ["1000T", "100T", "9223372036854775808"] {
+        let out = rzil(&["bench", "--dev", path_str(&dev), "--create", "--size", size]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("larger than the filesystem allows")
+                || stderr.contains("the filesystem has no room"),
+            "--size {size}: {stderr}"
+        );
         assert_error(
             &["bench", "--dev", path_str(&dev), "--create", "--size", size],
             &["huge"],
