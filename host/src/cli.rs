@@ -531,8 +531,12 @@ fn run(args: RunArgs) -> Outcome {
     if default_dev && !args.dev.exists() {
         // The default device is ours to make: create it on first use.
         if let Some(parent) = args.dev.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Failure(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Failure(format!(
+                    "{}: cannot make the directory of the default device {RUN_DEVICE_DEFAULT} (give --dev PATH): {e}",
+                    parent.display()
+                ))
+            })?;
         }
         device.create = true;
     }

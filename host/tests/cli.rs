@@ -941,3 +941,26 @@ fn a_direct_run_recovers_the_records_of_a_killed_one() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("recovered"), "{stderr}");
 }
+
+/// `run` makes its default device's directory on first use; when it cannot
+/// (a file named `target` is in the way), the error says what it tried.
+/// It used to be the bare 'target: File exists (os error 17)'.
+#[test]
+fn a_default_device_whose_directory_cannot_be_made_is_named() {
+    let dir = scratch("default-dir");
+    std::fs::write(dir.join("target"), b"not a directory").unwrap();
+    let out = output_within(
+        Command::new(RZIL)
+            .args(["run", "--seconds", "0.1"])
+            .current_dir(&dir),
+        &["run"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot make the directory of the default device target/rzil-run.dev")
+            && stderr.contains("--dev"),
+        "{stderr}"
+    );
+}
