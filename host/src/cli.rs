@@ -359,7 +359,21 @@ fn clap_error(error: clap::Error) -> ExitCode {
                 .take_while(|line| !line.trim().is_empty())
                 .map(str::trim)
                 .collect();
-            let message = paragraph.join(" ");
+            let mut message = paragraph.join(" ");
+            // '--record -4K' reaches clap as the flags '-4' and '-K' (a
+            // negative number with a suffix is not a number to it): say
+            // what the token probably was.
+            let negative = |arg: &str| {
+                let mut chars = arg.chars();
+                chars.next() == Some('-') && chars.next().is_some_and(|c| c.is_ascii_digit())
+            };
+            if error.kind() == ErrorKind::UnknownArgument
+                && error
+                    .get(clap::error::ContextKind::InvalidArg)
+                    .is_some_and(|arg| negative(&arg.to_string()))
+            {
+                message.push_str(" (a negative value? sizes, counts and durations are positive)");
+            }
             fail(message.strip_prefix("error: ").unwrap_or(&message))
         }
     }

@@ -883,6 +883,11 @@ fn negative_values_name_their_option() {
         &["sim", "--seeds", "-3"],
         &["--seeds", "invalid seed range '-3'"],
     );
+    // With a suffix it is no number to clap, which takes it for flags.
+    assert_error(
+        &["run", "--record", "-4K"],
+        &["unexpected argument '-4'", "a negative value?"],
+    );
 }
 
 /// A positive duration too short to be a run (1e-300 s is 0 ns) is refused,
