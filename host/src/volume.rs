@@ -25,6 +25,9 @@ pub enum VolumeError {
         path: String,
         error: SuperblockError,
     },
+    /// `--create --size` would resize (so reformat) a file whose log still
+    /// holds records no run has recovered.
+    ResizeWouldDiscard { path: String, records: u64 },
 }
 
 impl fmt::Display for VolumeError {
@@ -36,6 +39,10 @@ impl fmt::Display for VolumeError {
                 "{path}: holds {what}, not an rzil log; refusing to overwrite it without --create"
             ),
             VolumeError::Superblock { path, error } => write!(f, "{path}: {error}"),
+            VolumeError::ResizeWouldDiscard { path, records } => write!(
+                f,
+                "{path}: its rzil log holds {records} records not yet recovered, which --size would discard by reformatting it; run once without --size to recover them first"
+            ),
         }
     }
 }
@@ -65,6 +72,9 @@ impl Volume {
     /// Open `path` as a log volume; format it when blank, or when `create`
     /// is set and it holds something else (including a corrupt rzil log).
     pub fn open(path: &Path, options: OpenOptionsLog) -> Result<Volume, VolumeError> {
+        if let (true, Some(size_bytes)) = (options.create, options.create_size_bytes) {
+            refuse_resize_over_records(path, size_bytes)?;
+        }
         let device = LogDevice::open(path, options)?;
         let superblock_error = |error| VolumeError::Superblock {
             path: path.display().to_string(),
@@ -109,6 +119,33 @@ impl Volume {
         self.slot = superblock::write_next(&self.device, &mut self.superblock, Some(self.slot))?;
         Ok(())
     }
+}
+
+/// `--create --size` resizes an existing file by formatting it anew (see
+/// [`LogDevice::open`]). Over our own log that is fine once every record
+/// is checkpointed, but records still in its chain were acknowledged and
+/// would be lost unreplayed: refuse then. Anything that cannot be read as
+/// such a log is left to the open that follows.
+fn refuse_resize_over_records(path: &Path, size_bytes: u64) -> Result<(), VolumeError> {
+    let Ok(device) = crate::device::ReadOnlyDevice::open(path) else {
+        return Ok(());
+    };
+    let is_file = std::fs::metadata(path).is_ok_and(|meta| meta.is_file());
+    if !is_file || device.size_bytes() == size_bytes {
+        return Ok(());
+    }
+    let Ok(Probe::Ours { superblock, .. }) = superblock::probe(&device) else {
+        return Ok(());
+    };
+    let replayed = crate::verify::replay(&device, &superblock);
+    let records = replayed.pieces.len() as u64 + replayed.other_records;
+    if records > 0 {
+        return Err(VolumeError::ResizeWouldDiscard {
+            path: path.display().to_string(),
+            records,
+        });
+    }
+    Ok(())
 }
 
 /// A random 64-bit value for GUIDs: from the OS (`/dev/urandom`), falling

@@ -969,3 +969,69 @@ fn a_default_device_whose_directory_cannot_be_made_is_named() {
         "{stderr}"
     );
 }
+
+/// `--create --size` with a new size reformats a file. Over a log a killed
+/// run left, that silently discarded every acknowledged record in it
+/// (exit 0, nothing recovered); it is refused until a run has recovered
+/// them, after which the resize goes ahead.
+#[test]
+fn a_resize_does_not_discard_records_not_yet_recovered() {
+    use std::process::Stdio;
+    let dir = scratch("resize");
+    let dev = dir.join("dev");
+    let mut run = Command::new(RZIL)
+        .args([
+            "run",
+            "--dev",
+            path_str(&dev),
+            "--create",
+            "--size",
+            "16M",
+            "--seconds",
+            "30",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let before = std::fs::read(&dev).unwrap();
+    let resize = [
+        "run",
+        "--dev",
+        path_str(&dev),
+        "--create",
+        "--size",
+        "32M",
+        "--threads",
+        "1",
+        "--seconds",
+        "0.1",
+    ];
+    assert_error(&resize, &["records not yet recovered", "without --size"]);
+    assert!(
+        std::fs::read(&dev).unwrap() == before,
+        "refused device was modified"
+    );
+    // A run without --size recovers them; its clean close checkpoints.
+    let out = rzil(
+        &resize[..3]
+            .iter()
+            .chain(&resize[6..])
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("recovered"), "{stderr}");
+    let out = rzil(&resize);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::metadata(&dev).unwrap().len(), 32 * 1024 * 1024);
+}
