@@ -112,6 +112,8 @@ pub enum DeviceError {
     /// `--create` asked for a file larger than the filesystem allows one
     /// to be (EFBIG), or than a file offset can express.
     FileTooLarge { path: PathBuf, size_bytes: u64 },
+    /// Another process (another rzil) has the device open as a log.
+    InUse { path: PathBuf },
     /// A crash-recording layer reached its memory bound.
     RecordingFull { limit_bytes: usize },
     /// The operating system reported an error.
@@ -201,6 +203,11 @@ impl fmt::Display for DeviceError {
                 "{}: a file of {} is larger than the filesystem allows",
                 path.display(),
                 format_size_bytes(*size_bytes)
+            ),
+            DeviceError::InUse { path } => write!(
+                f,
+                "{}: in use as a log by another process (another rzil run, bench or verify)",
+                path.display()
             ),
             DeviceError::RecordingFull { limit_bytes } => write!(
                 f,
@@ -353,6 +360,7 @@ impl LogDevice {
         }
 
         let (file, direct, direct_fallback) = open_with_direct_fallback(path, options.direct)?;
+        lock_exclusive(&file, path)?;
         if kind == DeviceKind::BlockDevice && block_device_read_only(&file) {
             return Err(DeviceError::ReadOnly {
                 path: path.to_path_buf(),
@@ -683,6 +691,26 @@ fn open_with_direct_fallback(
     }
     let file = open_rw(path, false).map_err(|error| classify_open_error(path, "open", error))?;
     Ok((file, false, None))
+}
+
+/// Hold an exclusive advisory lock on the device while it is open (it goes
+/// with the descriptor). Two processes writing one log would each
+/// overwrite the other's blocks and superblock updates, so records one of
+/// them acknowledged would be lost at the next recovery; each one's own
+/// crash check, which models only its own writes, would not see it. A
+/// filesystem or device that cannot lock (ENOLCK, EOPNOTSUPP, ...) is used
+/// unlocked, as before.
+fn lock_exclusive(file: &File, path: &Path) -> Result<(), DeviceError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock(2) takes a descriptor and flags and touches no memory
+    // of ours; the descriptor is open while `file` lives.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Err(DeviceError::InUse {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
 }
 
 /// Read the first aligned unit through the `O_DIRECT` descriptor. A short
