@@ -105,14 +105,15 @@ pub fn parse_seconds(text: &str, seconds_min: f64, seconds_max: f64) -> Result<f
             "duration must be more than 0 seconds (got '{part}')"
         ));
     }
+    // The text as given: an f64 displays 1e300 as all of its 301 digits.
     if seconds < seconds_min {
         return Err(format!(
-            "duration {seconds} s is under the minimum of {seconds_min} s"
+            "duration '{part}' s is under the minimum of {seconds_min} s"
         ));
     }
     if seconds > seconds_max {
         return Err(format!(
-            "duration {seconds} s is over the limit of {seconds_max} s"
+            "duration '{part}' s is over the limit of {seconds_max} s"
         ));
     }
     Ok(seconds)
@@ -213,6 +214,8 @@ mod tests {
         assert!(parse_seconds("1e-300", 0.001, 10.0)
             .unwrap_err()
             .contains("under the minimum of 0.001 s"));
+        let huge = parse_seconds("1e300", 0.001, 10.0).unwrap_err();
+        assert!(huge.contains("'1e300'") && huge.len() < 80, "{huge}");
         assert!(parse_seconds("11", 0.001, 10.0)
             .unwrap_err()
             .contains("over the limit"));
