@@ -902,6 +902,43 @@ fn a_duration_too_short_to_run_is_refused() {
     }
 }
 
+/// Start `rzil run` on `dev` with `args` for long, wait until its chain
+/// holds records (as `dump` sees them), then kill it: a power cut with
+/// acknowledged records left for the next run to recover. Polling, not a
+/// fixed sleep: a loaded machine may take seconds to start committing.
+fn killed_run(dev: &Path, args: &[&str]) {
+    use std::process::Stdio;
+    let mut run = Command::new(RZIL)
+        .args(["run", "--dev", path_str(dev), "--seconds", "60"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = std::time::Instant::now();
+    let has_records = || {
+        let out = rzil(&["dump", path_str(dev), "--json"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .any(|line| line["kind"] == "chain_end" && line["records"].as_u64() > Some(0))
+    };
+    while !has_records() {
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the run to kill ended early"
+        );
+        assert!(
+            began.elapsed() < RZIL_TIMEOUT,
+            "no records on {} in time",
+            dev.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+}
+
 /// Recovery under `--direct`: a run killed mid-way leaves acknowledged
 /// records that the next `--direct` run must replay. Replay read blocks
 /// into an unaligned buffer, which O_DIRECT refuses, and took the failed
@@ -910,28 +947,9 @@ fn a_duration_too_short_to_run_is_refused() {
 /// to buffered I/O and this checks recovery alone.)
 #[test]
 fn a_direct_run_recovers_the_records_of_a_killed_one() {
-    use std::process::Stdio;
     let dir = scratch("direct-recovery");
     let dev = dir.join("dev");
-    let mut run = Command::new(RZIL)
-        .args([
-            "run",
-            "--dev",
-            path_str(&dev),
-            "--create",
-            "--size",
-            "16M",
-            "--direct",
-            "--seconds",
-            "30",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    run.kill().unwrap();
-    run.wait().unwrap();
+    killed_run(&dev, &["--create", "--size", "16M", "--direct"]);
     let out = rzil(&[
         "run",
         "--dev",
@@ -976,27 +994,9 @@ fn a_default_device_whose_directory_cannot_be_made_is_named() {
 /// them, after which the resize goes ahead.
 #[test]
 fn a_resize_does_not_discard_records_not_yet_recovered() {
-    use std::process::Stdio;
     let dir = scratch("resize");
     let dev = dir.join("dev");
-    let mut run = Command::new(RZIL)
-        .args([
-            "run",
-            "--dev",
-            path_str(&dev),
-            "--create",
-            "--size",
-            "16M",
-            "--seconds",
-            "30",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    run.kill().unwrap();
-    run.wait().unwrap();
+    killed_run(&dev, &["--create", "--size", "16M"]);
     let before = std::fs::read(&dev).unwrap();
     let resize = [
         "run",
