@@ -57,7 +57,15 @@ rzil_orphan(struct g_consumer *cp)
 	    sc->sc_provider);
 }
 
-/* GEOM up thread: queue the bio for the taskqueue. */
+/*
+ * GEOM up thread: queue the bio for the taskqueue.
+ *
+ * The task is enqueued before sc_done_mtx is dropped, and nothing touches
+ * the softc after the unlock: once the bio is on the queue and the lock is
+ * free, an earlier enqueue's task run may hand it to the core and drop
+ * sc_inflight to zero, and the detach ioctl may then drain and free the
+ * taskqueue and the softc.  An enqueue after the unlock would use both.
+ */
 static void
 rzil_bio_done(struct bio *bp)
 {
@@ -66,8 +74,8 @@ rzil_bio_done(struct bio *bp)
 	sc = bp->bio_caller1;
 	mtx_lock(&sc->sc_done_mtx);
 	TAILQ_INSERT_TAIL(&sc->sc_done_queue, bp, bio_queue);
-	mtx_unlock(&sc->sc_done_mtx);
 	taskqueue_enqueue(sc->sc_tq, &sc->sc_done_task);
+	mtx_unlock(&sc->sc_done_mtx);
 }
 
 /* Taskqueue thread: hand finished bios to the core, in completion order. */
