@@ -227,8 +227,20 @@ rzil_geom_attach(struct rzil_softc *sc, const char *provider)
 	TASK_INIT(&sc->sc_done_task, 0, rzil_done_task, sc);
 	sc->sc_tq = taskqueue_create("rzil_io", M_WAITOK,
 	    taskqueue_thread_enqueue, &sc->sc_tq);
-	taskqueue_start_threads(&sc->sc_tq, 1, PRIBIO, "rzil%u io",
+	/*
+	 * It allocates its thread table M_NOWAIT and may fail (ENOMEM); an
+	 * instance without its thread would never see a completion.  The
+	 * queue then has no thread and no task: rzil_geom_detach() frees it
+	 * and closes the consumer.
+	 */
+	error = taskqueue_start_threads(&sc->sc_tq, 1, PRIBIO, "rzil%u io",
 	    sc->sc_instance);
+	if (error != 0) {
+		rzil_warn("attach: %s: no completion thread: error %d",
+		    provider, error);
+		rzil_geom_detach(sc);
+		return (error);
+	}
 	return (0);
 }
 
