@@ -169,8 +169,17 @@ rzil_zones_destroy(void)
 	}
 }
 
+/*
+ * The kern.rzil.stats sysctls point at these counters, and the kernel
+ * linker unregisters a module's static sysctls only after MOD_UNLOAD has
+ * returned, just before it runs the module's SYSUNINITs: counters freed by
+ * the unload event would stay readable through sysctl(3) in between.  So
+ * they live from a SYSINIT that runs before the module event (SI_ORDER_FIRST
+ * within DECLARE_MODULE's SI_SUB_DRIVERS) to the matching SYSUNINIT, which
+ * also runs when a failed MOD_LOAD makes the linker unload the file.
+ */
 static void
-rzil_counters_alloc(void)
+rzil_counters_alloc(void *arg __unused)
 {
 	int i;
 
@@ -183,7 +192,7 @@ rzil_counters_alloc(void)
 }
 
 static void
-rzil_counters_free(void)
+rzil_counters_free(void *arg __unused)
 {
 	int i;
 
@@ -194,6 +203,11 @@ rzil_counters_free(void)
 	counter_u64_free(rzil_flushes);
 	counter_u64_free(rzil_commits);
 }
+
+SYSINIT(rzil_counters, SI_SUB_DRIVERS, SI_ORDER_FIRST, rzil_counters_alloc,
+    NULL);
+SYSUNINIT(rzil_counters, SI_SUB_DRIVERS, SI_ORDER_FIRST, rzil_counters_free,
+    NULL);
 
 /* --- instance table ---------------------------------------------------------- */
 
@@ -567,7 +581,6 @@ rzil_load(void)
 	/* Buffers hold one whole log block; the core cannot know the tunable. */
 	sizes.rz_size_bytes[RZIL_ZONE_BUF] = rzil_max_block_size;
 	sx_init(&rzil_lock, "rzil instances");
-	rzil_counters_alloc();
 	error = rzil_zones_create(&sizes);
 	if (error == 0) {
 		error = g_modevent(NULL, MOD_LOAD, &rzil_class);
@@ -579,7 +592,6 @@ rzil_load(void)
 	}
 	if (error != 0) {
 		rzil_zones_destroy();
-		rzil_counters_free();
 		sx_destroy(&rzil_lock);
 		rzil_core_unload();
 	}
@@ -624,7 +636,6 @@ rzil_unload(void)
 		return (error);
 	}
 	rzil_zones_destroy();
-	rzil_counters_free();
 	sx_destroy(&rzil_lock);
 	rzil_core_unload();
 	return (0);
