@@ -214,6 +214,14 @@ SYSUNINIT(rzil_counters, SI_SUB_DRIVERS, SI_ORDER_FIRST, rzil_counters_free,
 static struct sx rzil_lock;		/* rzil_softcs, sc_busy, unloading */
 static struct rzil_softc *rzil_softcs[RZIL_INSTANCES_MAX];
 static int rzil_unloading;
+/*
+ * Whether MOD_LOAD succeeded and MOD_UNLOAD has not.  module_register_init()
+ * follows a failed MOD_LOAD with a MOD_UNLOAD, after rzil_load() has already
+ * undone its own work: that event must find nothing to tear down (no sx to
+ * lock, no GEOM class to unregister a second time).  Only module events,
+ * which the kernel serializes, touch it.
+ */
+static int rzil_loaded;
 
 void
 rzil_warn(const char *fmt, ...)
@@ -594,8 +602,10 @@ rzil_load(void)
 		rzil_zones_destroy();
 		sx_destroy(&rzil_lock);
 		rzil_core_unload();
+		return (error);
 	}
-	return (error);
+	rzil_loaded = 1;
+	return (0);
 }
 
 static int
@@ -638,6 +648,7 @@ rzil_unload(void)
 	rzil_zones_destroy();
 	sx_destroy(&rzil_lock);
 	rzil_core_unload();
+	rzil_loaded = 0;
 	return (0);
 }
 
@@ -649,9 +660,10 @@ rzil_modevent(module_t mod __unused, int type, void *data __unused)
 	case MOD_LOAD:
 		return (rzil_load());
 	case MOD_QUIESCE:
-		return (rzil_quiesce(0));
+		return (rzil_loaded ? rzil_quiesce(0) : 0);
 	case MOD_UNLOAD:
-		return (rzil_unload());
+		/* Also sent right after a MOD_LOAD that failed (see rzil_loaded). */
+		return (rzil_loaded ? rzil_unload() : 0);
 	case MOD_SHUTDOWN:
 		return (0);
 	default:
