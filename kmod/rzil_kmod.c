@@ -396,6 +396,34 @@ rzil_shim_log(const char *msg, size_t len)
 	    msg);
 }
 
+/*
+ * Serializes the Rust side's lazy mtx_init()/cv_init() (kmod/rust/src/
+ * sync.rs: a mutex or condvar is set up on its first use, by whichever
+ * thread gets there first).  A spin mutex, because its holder cannot be
+ * preempted: a thread waiting for another's set-up spins only while that
+ * set-up runs on another CPU.  A busy-wait on a flag instead could take
+ * over the CPU of a preempted initializer (a thread woken with a kernel
+ * priority outranks one at user priority) and, with every CPU so taken,
+ * spin forever.  Held around the state check and one mtx_init() or
+ * cv_init(), neither of which sleeps or takes a sleep lock.
+ */
+static struct mtx rzil_init_mtx;
+MTX_SYSINIT(rzil_init, &rzil_init_mtx, "rzil lock setup", MTX_SPIN);
+
+void
+rzil_shim_init_lock(void)
+{
+
+	mtx_lock_spin(&rzil_init_mtx);
+}
+
+void
+rzil_shim_init_unlock(void)
+{
+
+	mtx_unlock_spin(&rzil_init_mtx);
+}
+
 void
 rzil_shim_mtx_init(struct mtx *m, const char *name, int dupok)
 {
