@@ -683,6 +683,8 @@ def result_used(insns, start, funcs):
         _addr, mnem, ops, rel = insns[i]
         if mnem.startswith("ret"):
             return True  # handed to our caller untouched
+        if mnem.startswith("jmp") and ops.startswith("*"):
+            return True  # an indirect jump (a switch): cannot follow it
         if mnem.startswith("call") or (mnem.startswith("jmp") and rel):
             return False  # clobbered by another call
         operands = [o.strip() for o in re.split(r",(?![^(]*\))", ops)]
