@@ -30,7 +30,11 @@ test-cargo:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace --all-features
+	# The libraries, then the rzil binary, in runs of their own: the core
+	# library and the host binary are both called rzil and share
+	# target/doc/rzil, which one parallel run can race on (cargo#6313).
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace --all-features --lib
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p rzil-host --all-features --bin rzil
 
 fmt:
 	$(CARGO) fmt --all

@@ -57,7 +57,15 @@ rzil_orphan(struct g_consumer *cp)
 	    sc->sc_provider);
 }
 
-/* GEOM up thread: queue the bio for the taskqueue. */
+/*
+ * GEOM up thread: queue the bio for the taskqueue.
+ *
+ * The task is enqueued before sc_done_mtx is dropped, and nothing touches
+ * the softc after the unlock: once the bio is on the queue and the lock is
+ * free, an earlier enqueue's task run may hand it to the core and drop
+ * sc_inflight to zero, and the detach ioctl may then drain and free the
+ * taskqueue and the softc.  An enqueue after the unlock would use both.
+ */
 static void
 rzil_bio_done(struct bio *bp)
 {
@@ -66,8 +74,8 @@ rzil_bio_done(struct bio *bp)
 	sc = bp->bio_caller1;
 	mtx_lock(&sc->sc_done_mtx);
 	TAILQ_INSERT_TAIL(&sc->sc_done_queue, bp, bio_queue);
-	mtx_unlock(&sc->sc_done_mtx);
 	taskqueue_enqueue(sc->sc_tq, &sc->sc_done_task);
+	mtx_unlock(&sc->sc_done_mtx);
 }
 
 /* Taskqueue thread: hand finished bios to the core, in completion order. */
@@ -219,8 +227,20 @@ rzil_geom_attach(struct rzil_softc *sc, const char *provider)
 	TASK_INIT(&sc->sc_done_task, 0, rzil_done_task, sc);
 	sc->sc_tq = taskqueue_create("rzil_io", M_WAITOK,
 	    taskqueue_thread_enqueue, &sc->sc_tq);
-	taskqueue_start_threads(&sc->sc_tq, 1, PRIBIO, "rzil%u io",
+	/*
+	 * It allocates its thread table M_NOWAIT and may fail (ENOMEM); an
+	 * instance without its thread would never see a completion.  The
+	 * queue then has no thread and no task: rzil_geom_detach() frees it
+	 * and closes the consumer.
+	 */
+	error = taskqueue_start_threads(&sc->sc_tq, 1, PRIBIO, "rzil%u io",
 	    sc->sc_instance);
+	if (error != 0) {
+		rzil_warn("attach: %s: no completion thread: error %d",
+		    provider, error);
+		rzil_geom_detach(sc);
+		return (error);
+	}
 	return (0);
 }
 

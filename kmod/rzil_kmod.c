@@ -169,8 +169,17 @@ rzil_zones_destroy(void)
 	}
 }
 
+/*
+ * The kern.rzil.stats sysctls point at these counters, and the kernel
+ * linker unregisters a module's static sysctls only after MOD_UNLOAD has
+ * returned, just before it runs the module's SYSUNINITs: counters freed by
+ * the unload event would stay readable through sysctl(3) in between.  So
+ * they live from a SYSINIT that runs before the module event (SI_ORDER_FIRST
+ * within DECLARE_MODULE's SI_SUB_DRIVERS) to the matching SYSUNINIT, which
+ * also runs when a failed MOD_LOAD makes the linker unload the file.
+ */
 static void
-rzil_counters_alloc(void)
+rzil_counters_alloc(void *arg __unused)
 {
 	int i;
 
@@ -183,7 +192,7 @@ rzil_counters_alloc(void)
 }
 
 static void
-rzil_counters_free(void)
+rzil_counters_free(void *arg __unused)
 {
 	int i;
 
@@ -195,11 +204,24 @@ rzil_counters_free(void)
 	counter_u64_free(rzil_commits);
 }
 
+SYSINIT(rzil_counters, SI_SUB_DRIVERS, SI_ORDER_FIRST, rzil_counters_alloc,
+    NULL);
+SYSUNINIT(rzil_counters, SI_SUB_DRIVERS, SI_ORDER_FIRST, rzil_counters_free,
+    NULL);
+
 /* --- instance table ---------------------------------------------------------- */
 
 static struct sx rzil_lock;		/* rzil_softcs, sc_busy, unloading */
 static struct rzil_softc *rzil_softcs[RZIL_INSTANCES_MAX];
 static int rzil_unloading;
+/*
+ * Whether MOD_LOAD succeeded and MOD_UNLOAD has not.  module_register_init()
+ * follows a failed MOD_LOAD with a MOD_UNLOAD, after rzil_load() has already
+ * undone its own work: that event must find nothing to tear down (no sx to
+ * lock, no GEOM class to unregister a second time).  Only module events,
+ * which the kernel serializes, touch it.
+ */
+static int rzil_loaded;
 
 void
 rzil_warn(const char *fmt, ...)
@@ -372,6 +394,34 @@ rzil_shim_log(const char *msg, size_t len)
 
 	log(LOG_WARNING, "rzil: %.*s\n", (int)MIN(len, RZIL_LOG_BYTES_MAX),
 	    msg);
+}
+
+/*
+ * Serializes the Rust side's lazy mtx_init()/cv_init() (kmod/rust/src/
+ * sync.rs: a mutex or condvar is set up on its first use, by whichever
+ * thread gets there first).  A spin mutex, because its holder cannot be
+ * preempted: a thread waiting for another's set-up spins only while that
+ * set-up runs on another CPU.  A busy-wait on a flag instead could take
+ * over the CPU of a preempted initializer (a thread woken with a kernel
+ * priority outranks one at user priority) and, with every CPU so taken,
+ * spin forever.  Held around the state check and one mtx_init() or
+ * cv_init(), neither of which sleeps or takes a sleep lock.
+ */
+static struct mtx rzil_init_mtx;
+MTX_SYSINIT(rzil_init, &rzil_init_mtx, "rzil lock setup", MTX_SPIN);
+
+void
+rzil_shim_init_lock(void)
+{
+
+	mtx_lock_spin(&rzil_init_mtx);
+}
+
+void
+rzil_shim_init_unlock(void)
+{
+
+	mtx_unlock_spin(&rzil_init_mtx);
 }
 
 void
@@ -567,7 +617,6 @@ rzil_load(void)
 	/* Buffers hold one whole log block; the core cannot know the tunable. */
 	sizes.rz_size_bytes[RZIL_ZONE_BUF] = rzil_max_block_size;
 	sx_init(&rzil_lock, "rzil instances");
-	rzil_counters_alloc();
 	error = rzil_zones_create(&sizes);
 	if (error == 0) {
 		error = g_modevent(NULL, MOD_LOAD, &rzil_class);
@@ -579,11 +628,12 @@ rzil_load(void)
 	}
 	if (error != 0) {
 		rzil_zones_destroy();
-		rzil_counters_free();
 		sx_destroy(&rzil_lock);
 		rzil_core_unload();
+		return (error);
 	}
-	return (error);
+	rzil_loaded = 1;
+	return (0);
 }
 
 static int
@@ -624,9 +674,9 @@ rzil_unload(void)
 		return (error);
 	}
 	rzil_zones_destroy();
-	rzil_counters_free();
 	sx_destroy(&rzil_lock);
 	rzil_core_unload();
+	rzil_loaded = 0;
 	return (0);
 }
 
@@ -638,9 +688,10 @@ rzil_modevent(module_t mod __unused, int type, void *data __unused)
 	case MOD_LOAD:
 		return (rzil_load());
 	case MOD_QUIESCE:
-		return (rzil_quiesce(0));
+		return (rzil_loaded ? rzil_quiesce(0) : 0);
 	case MOD_UNLOAD:
-		return (rzil_unload());
+		/* Also sent right after a MOD_LOAD that failed (see rzil_loaded). */
+		return (rzil_loaded ? rzil_unload() : 0);
 	case MOD_SHUTDOWN:
 		return (0);
 	default:

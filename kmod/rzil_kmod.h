@@ -82,6 +82,8 @@ void	rzil_core_io_done(struct rzil_core *core, void *io, int error);
 /* C: services for the core (rzil_kmod.c, rzil_geom.c). */
 void	rzil_shim_panic(const char *msg, size_t len) __attribute__((noreturn));
 void	rzil_shim_log(const char *msg, size_t len);
+void	rzil_shim_init_lock(void);
+void	rzil_shim_init_unlock(void);
 void	rzil_shim_mtx_init(struct mtx *m, const char *name, int dupok);
 void	rzil_shim_mtx_destroy(struct mtx *m);
 void	rzil_shim_mtx_lock(struct mtx *m);

@@ -3,13 +3,16 @@
 #   make sim        long soak: SIM_SEEDS on the real core, then on the
 #                   OpenZFS 2.2.0 model with every bug switch off (release)
 #   make test-sim   the bounded sweep of `make test` (release, about a
-#                   minute on 2 cores): the real core over SIM_TEST_SEEDS,
-#                   every historic-bug switch caught within its bound
-#                   (sim/tests/bug_corpus.rs, #15278 included), the oracle
-#                   catching a lying-flush device
+#                   minute on 2 cores): the real core over SIM_TEST_SEEDS
+#                   and over 300 seeds with no-cache-device, the OpenZFS
+#                   2.2.0 model over SIM_TEST_SEEDS, every historic-bug
+#                   switch caught within its bound (sim/tests/bug_corpus.rs,
+#                   #15278 included). The oracle catching a lying-flush
+#                   device is sim/tests/sweep.rs, run by `cargo test`.
 #
-# Replay one seed with its trace:
-#   ./target/release/rzil-sim --seeds 42..43 [--model ozfs-2.2.0 --bug 15233]
+# Replay one seed (a failing seed prints its trace; --trace prints any
+# seed's; --help lists every option):
+#   ./target/release/rzil-sim --seeds 42..43 [--model ozfs-2.2.0 --bug 15233] [--trace]
 
 SIM_SEEDS ?= 0..100000
 SIM_TEST_SEEDS ?= 0..1000

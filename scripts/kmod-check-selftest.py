@@ -15,7 +15,12 @@ real kmod/rzil.ko passes.
   4. a FreeBSD kernel-flags C object whose entry point chains two frames
      each under the frame limit into a chain over the chain limit: stack;
   5. an allowlist naming a symbol no FreeBSD header declares: symbols;
-  6. rzil.ko itself: must pass every check.
+  6. FreeBSD kernel-flags C objects with one lifetime defect each: a
+     bio_done that allocates a bio and enqueues its task after dropping
+     its mutex (completion); a module event handler freeing a counter(9)
+     (lifecycle); an attach ignoring taskqueue_start_threads' result
+     beside a checked copyin (errors, naming only the former);
+  7. rzil.ko itself: must pass every check.
 
 Needs `make kmod` first (rzil.ko and the cached headers).  Python 3
 standard library only; prints 'N passed, N failed'.
@@ -74,6 +79,58 @@ int rzil_ioctl(int i) {
 	volatile char b[6500];
 	b[i] = 2;
 	return leaf7k(b);
+}
+"""
+
+# What rzil_bio_done looked like before the enqueue moved under the lock,
+# plus an allocation: both completion rules broken.
+COMPLETION_C = r"""
+struct taskqueue;
+struct task;
+void __mtx_lock_flags(volatile unsigned long *c, int opts, const char *f, int l);
+void __mtx_unlock_flags(volatile unsigned long *c, int opts, const char *f, int l);
+int taskqueue_enqueue(struct taskqueue *tq, struct task *t);
+void *g_alloc_bio(void);
+struct softc { volatile unsigned long m; struct taskqueue *tq; struct task *t; void *b; };
+void rzil_bio_done(struct softc *sc);
+void rzil_bio_done(struct softc *sc) {
+	__mtx_lock_flags(&sc->m, 0, 0, 0);
+	sc->b = g_alloc_bio();
+	__mtx_unlock_flags(&sc->m, 0, 0, 0);
+	taskqueue_enqueue(sc->tq, sc->t);
+}
+"""
+
+# A module event handler freeing a counter the static sysctls still read.
+LIFECYCLE_C = r"""
+typedef unsigned long *counter_u64_t;
+void counter_u64_free(counter_u64_t c);
+counter_u64_t rzil_flushes;
+int rzil_modevent(void *mod, int type, void *data);
+int rzil_modevent(void *mod, int type, void *data) {
+	if (type == 1)
+		counter_u64_free(rzil_flushes);
+	return (0);
+}
+"""
+
+# One ignored result (taskqueue_start_threads) beside a checked one.
+ERRORS_C = r"""
+struct taskqueue;
+int taskqueue_start_threads(struct taskqueue **tqp, int count, int pri,
+    const char *name, ...);
+int copyin(const void *uaddr, void *kaddr, unsigned long len);
+struct taskqueue *tq;
+int attach(void);
+int attach(void) {
+	taskqueue_start_threads(&tq, 1, 0, "io");
+	return (0);
+}
+int append(const void *u, void *k);
+int append(const void *u, void *k) {
+	if (copyin(u, k, 8) != 0)
+		return (14);
+	return (0);
 }
 """
 
@@ -174,6 +231,32 @@ def main():
             "allocates" not in out
         expect("6.5 KB + 7 KB frames chained from an entry point",
                got & {"stack"} if chain_failed else set(), {"stack"}, out)
+
+        for label, src, check, must, must_not in (
+                ("bio_done allocating and enqueueing after its unlock",
+                 COMPLETION_C, "completion",
+                 ("reaches g_alloc_bio", "calls taskqueue_enqueue after"), ()),
+                ("MOD_UNLOAD freeing a counter(9) behind a sysctl",
+                 LIFECYCLE_C, "lifecycle",
+                 ("on a path from a kernel entry point",
+                  "from no SYSUNINIT"), ()),
+                ("taskqueue_start_threads' result ignored",
+                 ERRORS_C, "errors",
+                 ("attach ignores the result of taskqueue_start_threads",),
+                 ("copyin",))):
+            src_path = os.path.join(tmp, check + ".c")
+            obj_path = os.path.join(tmp, check + ".o")
+            open(src_path, "w").write(src)
+            subprocess.run(["clang-19", "-target", "x86_64-unknown-freebsd15.0",
+                            "-O2", "-mno-red-zone", "-mno-sse", "-msoft-float",
+                            "-mcmodel=kernel", "-ffreestanding", "-c", src_path,
+                            "-o", obj_path], check=True)
+            got, out = run_check(obj_path)
+            fails = [line for line in out.splitlines()
+                     if line.startswith("FAIL %s:" % check)]
+            right = all(any(m in f for f in fails) for m in must) and \
+                not any(m in f for f in fails for m in must_not)
+            expect(label, got & {check} if right else set(), {check}, out)
 
         rs_src = os.path.join(tmp, "user.rs")
         rs_obj = os.path.join(tmp, "user_rs.o")

@@ -30,6 +30,17 @@ sys/amd64/amd64/elf_machdep.c) and kernel code generation require:
              each allowlisted symbol is declared in the FreeBSD headers, and
              the module defines none of them itself (a local definition would
              silently replace the kernel's, as libm's `log` would log(9))
+  completion a GEOM completion callback (bio_done, run by the g_up thread,
+             which must never sleep) reaches no kernel function that may
+             sleep, and calls nothing once it has released its last mutex
+             (from then on a detach may free the softc and its taskqueue)
+  lifecycle  counter(9) counters are freed only from a SYSUNINIT, never on
+             a path from a kernel entry point (MOD_UNLOAD included): the
+             kernel linker unregisters the static sysctls that read them
+             only after the unload event returned
+  errors     the result of each kernel call that can fail and leaves
+             nothing usable behind when it does (taskqueue_start_threads,
+             g_attach, make_dev_s, copyin) is looked at before it is lost
 
 It ends with a size report.  Exit status 0 when every check passes, 1
 otherwise; each failure is printed as "FAIL <check>: <why>".
@@ -112,6 +123,34 @@ RETURN_ADDRESS_BYTES = 8
 ENTRY_POINTS = ("rzil_ioctl", "rzil_modevent", "rzil_done_task",
                 "rzil_bio_done", "rzil_orphan", "rzil_sysctl_pct")
 STACK_PROBE_STEP_BYTES = 0x1000
+# GEOM completion callbacks (struct bio's bio_done), run by the g_up thread.
+COMPLETION_CALLBACKS = ("rzil_bio_done",)
+# Kernel functions that may sleep (or take a sleepable lock): never from a
+# completion callback.  malloc/uma_zalloc_arg are listed whatever their
+# flags: a completion has no business allocating.
+SLEEPING_KPI = frozenset((
+    "_sx_xlock", "_sx_slock", "sx_xlock_", "sx_slock_", "_sx_xlock_hard",
+    "_cv_wait", "_cv_wait_sig", "_cv_wait_unlock", "_cv_timedwait_sbt",
+    "_cv_timedwait_sig_sbt", "_sleep", "msleep_spin_sbt", "pause_sbt",
+    "malloc", "uma_zalloc_arg", "g_alloc_bio", "g_access", "g_attach",
+    "g_waitfor_event", "g_modevent", "taskqueue_drain", "taskqueue_free",
+    "taskqueue_create", "taskqueue_start_threads", "destroy_dev",
+    "make_dev_s", "copyin", "copyout", "counter_u64_alloc", "kthread_add",
+))
+MTX_UNLOCK_KPI = ("__mtx_unlock_flags", "__mtx_unlock_sleep")
+# Freed only from a SYSUNINIT (see the lifecycle check).
+SYSUNINIT_ONLY_KPI = ("counter_u64_free",)
+# struct sysinit (sys/kernel.h, FreeBSD 15): subsystem and order (two
+# 4-byte enums), STAILQ_ENTRY next (a pointer), then sysinit_cfunc_t func.
+SYSINIT_FUNC_OFFSET = 16
+# Kernel calls whose failure leaves nothing usable: their result (%eax)
+# must be read before it is overwritten or another call clobbers it.
+MUST_CHECK_KPI = ("taskqueue_start_threads", "g_attach", "make_dev_s",
+                  "copyin")
+RESULT_REG = re.compile(r"%(?:rax|eax|ax|al)\b")
+# Instructions that only write their last operand.
+WRITE_ONLY_MNEMONIC = re.compile(r"^(?:mov\w*|lea\w*|set\w+|pop\w*)$")
+RESULT_SCAN_INSNS_MAX = 64
 
 SIMD_REGISTER = re.compile(r"%(?:[xyz]mm\d+|mm\d|st(?:\(\d\))?|k[0-7])\b")
 SIMD_MNEMONIC = re.compile(
@@ -524,6 +563,156 @@ def check_stack(funcs, rep, limit, waivers):
     return frames
 
 
+def kernel_calls(insns, funcs):
+    """[(index, kernel symbol)] of the calls and tail jumps in `insns`
+    that leave the module (their relocation names an undefined symbol)."""
+    out = []
+    for i, (_addr, mnem, _ops, rel) in enumerate(insns):
+        if (mnem.startswith("call") or mnem.startswith("jmp")) and rel \
+                and rel not in funcs:
+            out.append((i, rel))
+    return out
+
+
+def reachable(funcs, edges, start):
+    """The module functions reachable from `start` by direct calls."""
+    seen, todo = set(), [start]
+    while todo:
+        f = todo.pop()
+        if f in seen or f not in funcs:
+            continue
+        seen.add(f)
+        todo.extend(edges.get(f, ()))
+    return seen
+
+
+def calls_anything(insn, funcs):
+    _addr, mnem, ops, rel = insn
+    if mnem.startswith("call"):
+        return True
+    if not mnem.startswith("jmp"):
+        return False
+    if rel and rel not in funcs:
+        return True  # a tail call into the kernel
+    if rel in funcs:
+        return True  # a tail call to a function in another section
+    m = re.search(r"<(.+)>$", ops)
+    # `<f+0x..>` is a jump inside a function; `<g>` a tail call to g.
+    return bool(m) and not re.search(r"\+0x[0-9a-f]+$", m.group(1))
+
+
+def check_completion(funcs, rep):
+    edges = call_graph(funcs)
+    submits = any(sym == "g_io_request" for insns in funcs.values()
+                  for _i, sym in kernel_calls(insns, funcs))
+    for cb in COMPLETION_CALLBACKS:
+        if cb not in funcs:
+            if submits:
+                rep.fail("completion", "the module submits bios but has no "
+                         "completion callback named %s to check" % cb)
+            continue
+        for f in sorted(reachable(funcs, edges, cb)):
+            for _i, sym in kernel_calls(funcs[f], funcs):
+                if sym in SLEEPING_KPI:
+                    rep.fail("completion", "%s (run by g_up, which must not "
+                             "sleep) reaches %s in %s" % (cb, sym, short(f)))
+        insns = funcs[cb]
+        unlocks = [i for i, sym in kernel_calls(insns, funcs)
+                   if sym in MTX_UNLOCK_KPI]
+        if not unlocks:
+            continue
+        for insn in insns[unlocks[-1] + 1:]:
+            if calls_anything(insn, funcs):
+                rep.fail("completion", "%s calls %s after releasing its "
+                         "last mutex: once the bio is queued and the lock "
+                         "is free, detach may free the softc it uses"
+                         % (cb, insn[3] or insn[2]))
+
+
+def sysuninit_functions(elf):
+    """Names of the functions the module's SYSUNINITs run."""
+    names = set()
+    sec = elf.section("set_sysuninit_set")
+    if sec is None:
+        return names
+    for off in range(0, sec["size"], POINTER_BYTES):
+        entry = elf.resolve(sec["index"], off)
+        if entry is None or entry[0] is None:
+            continue
+        func = elf.resolve(entry[0]["index"], entry[1] + SYSINIT_FUNC_OFFSET)
+        name = elf.symbol_at(func)
+        if name:
+            names.add(name)
+    return names
+
+
+def check_lifecycle(elf, funcs, rep):
+    edges = call_graph(funcs)
+    freeing = collections.defaultdict(set)
+    for f, insns in funcs.items():
+        for _i, sym in kernel_calls(insns, funcs):
+            if sym in SYSUNINIT_ONLY_KPI:
+                freeing[sym].add(f)
+    if not freeing:
+        return
+    from_entry = set()
+    for entry in ENTRY_POINTS:
+        from_entry |= reachable(funcs, edges, entry)
+    from_uninit = set()
+    for f in sysuninit_functions(elf):
+        from_uninit |= reachable(funcs, edges, f)
+    for sym, fs in sorted(freeing.items()):
+        for f in sorted(fs & from_entry):
+            rep.fail("lifecycle", "%s calls %s on a path from a kernel entry "
+                     "point: the static sysctls reading it stay registered "
+                     "until after MOD_UNLOAD; free it from a SYSUNINIT"
+                     % (short(f), sym))
+        if not fs & from_uninit:
+            rep.fail("lifecycle", "%s is called, but from no SYSUNINIT"
+                     % sym)
+
+
+def result_used(insns, start, funcs):
+    """Whether the result of the call at insns[start] is read: follows the
+    code after it (unconditional jumps inside the function included) until
+    the first instruction naming %rax/%eax, another call, or a return."""
+    by_addr = {a: i for i, (a, _m, _o, _r) in enumerate(insns)}
+    i, steps = start + 1, 0
+    while i < len(insns) and steps < RESULT_SCAN_INSNS_MAX:
+        steps += 1
+        _addr, mnem, ops, rel = insns[i]
+        if mnem.startswith("ret"):
+            return True  # handed to our caller untouched
+        if mnem.startswith("jmp") and ops.startswith("*"):
+            return True  # an indirect jump (a switch): cannot follow it
+        if mnem.startswith("call") or (mnem.startswith("jmp") and rel):
+            return False  # clobbered by another call
+        operands = [o.strip() for o in re.split(r",(?![^(]*\))", ops)]
+        named = [k for k, o in enumerate(operands) if RESULT_REG.search(o)]
+        if named:
+            last = len(operands) - 1
+            same = len(operands) == 2 and operands[0] == operands[1]
+            write_only = (named == [last] and WRITE_ONLY_MNEMONIC.match(mnem)) \
+                or (same and re.match(r"^(?:xor|sub)", mnem))
+            return not write_only
+        m = re.match(r"^(?:0x)?([0-9a-f]+) <", ops)
+        if mnem.startswith("jmp") and m and m.group(1) in by_addr:
+            i = by_addr[m.group(1)]
+            continue
+        i += 1
+    return True  # gave up: do not guess
+
+
+def check_errors(funcs, rep):
+    for f, insns in funcs.items():
+        for i, sym in kernel_calls(insns, funcs):
+            if sym not in MUST_CHECK_KPI or not insns[i][1].startswith("call"):
+                continue
+            if not result_used(insns, i, funcs):
+                rep.fail("errors", "%s ignores the result of %s: a failure "
+                         "goes unnoticed" % (short(f), sym))
+
+
 def load_allowlist(path):
     entries = collections.OrderedDict()
     with open(path) as f:
@@ -697,6 +886,9 @@ def main(argv=None):
     chains = check_chains(funcs, rep, args.stack_chain_bytes_max, waivers,
                           budgets)
     undefined, _defined = check_symbols(elf, rep, allow_path, args.headers)
+    check_completion(funcs, rep)
+    check_lifecycle(elf, funcs, rep)
+    check_errors(funcs, rep)
 
     if not args.quiet:
         for n in rep.notes:
@@ -706,7 +898,7 @@ def main(argv=None):
         print("  deepest chains  %s" % ", ".join(
             "%s %d" % (e, d) for d, e, _p in sorted(chains, reverse=True)))
     checks = ("elf", "sets", "metadata", "relocs", "simd", "redzone", "stack",
-              "symbols")
+              "symbols", "completion", "lifecycle", "errors")
     for c in checks:
         for why in rep.failures.get(c, []):
             print("FAIL %s: %s" % (c, why))

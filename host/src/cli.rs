@@ -18,6 +18,7 @@ use rzil::format::{
 use rzil_host::backend::{
     drive, drive_with, CountingDevice, DriveConfig, DriveResult, RecordId, Tick, DRIVE_STALL,
 };
+use rzil_host::cputime::process_cpu;
 use rzil_host::crashdev::{CrashPoint, RecordingDevice, RECORDED_BYTES_MAX};
 use rzil_host::device::{BlockIo, OpenOptionsLog, ReadOnlyDevice, DIRECT_IO_ALIGN_BYTES};
 use rzil_host::naive::{self, NAIVE_RECORD_BYTES_MAX};
@@ -733,15 +734,17 @@ fn bench(args: BenchArgs) -> Outcome {
             args.seconds
         );
         outln!(
-            "{:>7} {:>12} {:>9} {:>9} {:>8} {:>12} {:>9} {:>9} {:>7}",
+            "{:>7} {:>12} {:>9} {:>9} {:>8} {:>7} {:>12} {:>9} {:>9} {:>7} {:>7}",
             "threads",
             "commits/s",
             "p50_us",
             "p99_us",
             "fl/cmt",
+            "cpu_us",
             "naive/s",
             "nv_p50",
             "nv_p99",
+            "nv_cpu",
             "ratio"
         );
     }
@@ -778,19 +781,30 @@ fn bench(args: BenchArgs) -> Outcome {
         )?;
         let row = measured.row(threads, args.record, flushes, lwbs_issued);
         let (result, naive_result) = (&measured.result, &measured.naive);
+        let (cpu_us, naive_cpu_us) = measured.cpu_us_per_commit();
         if args.json {
-            outln!("{}", row.json());
+            let mut line = row.json();
+            if let Some(keys) = line.as_object_mut() {
+                keys.insert("cpu_us_per_commit".into(), json!(round2(cpu_us)));
+                keys.insert(
+                    "naive_cpu_us_per_commit".into(),
+                    json!(round2(naive_cpu_us)),
+                );
+            }
+            outln!("{line}");
         } else {
             outln!(
-                "{:>7} {:>12.0} {:>9.1} {:>9.1} {:>8.3} {:>12.0} {:>9.1} {:>9.1} {:>7.2}",
+                "{:>7} {:>12.0} {:>9.1} {:>9.1} {:>8.3} {:>7.1} {:>12.0} {:>9.1} {:>9.1} {:>7.1} {:>7.2}",
                 threads,
                 result.commits_per_s(),
                 latency_us(result, 0.5),
                 latency_us(result, 0.99),
                 row.flushes_per_commit(),
+                cpu_us,
                 naive_result.commits_per_s(),
                 latency_us(naive_result, 0.5),
                 latency_us(naive_result, 0.99),
+                naive_cpu_us,
                 row.ratio()
             );
         }
@@ -804,6 +818,24 @@ struct Alternated {
     result: DriveResult,
     naive: DriveResult,
     naive_flushes: u64,
+    /// CPU time this process used while the backend ran, and while the
+    /// baseline did ([`process_cpu`]: the kernel's own threads are not in
+    /// it, so with `--kernel` it misses the module's completions).
+    cpu: Duration,
+    naive_cpu: Duration,
+}
+
+impl Alternated {
+    /// µs of this process's CPU per commit of the backend and of the
+    /// baseline: with commits/s, what says whether a run was bound by the
+    /// CPUs or by the device.
+    fn cpu_us_per_commit(&self) -> (f64, f64) {
+        let per = |cpu: Duration, commits: u64| cpu.as_secs_f64() * 1e6 / commits.max(1) as f64;
+        (
+            per(self.cpu, self.result.commits),
+            per(self.naive_cpu, self.naive.commits),
+        )
+    }
 }
 
 impl Alternated {
@@ -855,26 +887,32 @@ fn alternate(
         result: DriveResult::default(),
         naive: DriveResult::default(),
         naive_flushes: 0,
+        cpu: Duration::ZERO,
+        naive_cpu: Duration::ZERO,
     };
     let mut done = Duration::ZERO;
     for _ in 0..slices {
         let (commits, elapsed) = (out.result.commits, done);
+        let cpu_before = process_cpu();
         let slice = backend(config, &mut |t: Tick| {
             progress(Tick {
                 commits: commits + t.commits,
                 elapsed: elapsed + t.elapsed,
             })
         })?;
+        out.cpu += process_cpu().saturating_sub(cpu_before);
         done += slice.elapsed;
         out.result.merge(&slice);
 
         let (commits, elapsed) = (out.result.commits, done);
+        let cpu_before = process_cpu();
         let report = naive(config, &mut |t: Tick| {
             progress(Tick {
                 commits: commits + t.commits,
                 elapsed: elapsed + t.elapsed,
             })
         })?;
+        out.naive_cpu += process_cpu().saturating_sub(cpu_before);
         done += report.result.elapsed;
         out.naive_flushes += report.flushes;
         out.naive.merge(&report.result);

@@ -9,6 +9,7 @@
 //! lock owned by whoever holds them.
 
 pub mod backend;
+pub mod cputime;
 pub mod crashdev;
 pub mod device;
 pub mod futex;

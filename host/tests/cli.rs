@@ -416,6 +416,8 @@ fn bench_reports_rzil_and_naive_figures_as_json_lines() {
             "naive_commits_per_s",
             "flushes_per_commit",
             "ratio_vs_naive",
+            "cpu_us_per_commit",
+            "naive_cpu_us_per_commit",
         ] {
             assert!(line[key].as_f64().unwrap() > 0.0, "{key} in {line}");
         }

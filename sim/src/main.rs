@@ -4,11 +4,44 @@
 //! ```text
 //! rzil-sim --seeds A..B [--model rzil|ozfs-2.2.0] [--bug NAME] [--faults LIST]
 //!          [--steps N] [--stop-at-first] [--json] [--trace]
+//! rzil-sim --help
 //! ```
 
 use rzil_sim::{run, BugName, FaultSet, Model, SimArgs};
 use std::io::Write;
 use std::process::ExitCode;
+
+/// What `--help` prints: every argument [`parse`] accepts, with the
+/// defaults and names taken from the library so they cannot drift.
+fn usage() -> String {
+    let bugs: Vec<&str> = BugName::ALL.iter().map(|b| b.name()).collect();
+    format!(
+        "\
+usage: rzil-sim --seeds A..B [--model rzil|ozfs-2.2.0] [--bug NAME] [--faults LIST]
+                [--steps N] [--stop-at-first] [--json] [--trace]
+
+  --seeds A..B      seed range, B exclusive (default {seeds:?})
+  --model MODEL     rzil (the core, default) or ozfs-2.2.0 (the OpenZFS 2.2.0 model)
+  --bug NAME        historic bug switch, with --model ozfs-2.2.0: {bugs}
+  --faults LIST     comma-separated, from: {faults} (default: default)
+  --steps N         steps per seed before the final drain and power cut (default {steps})
+  --stop-at-first   stop at the first failing seed
+  --json            one JSON object per line
+  --trace           print the last lines of every seed's trace, failing or not
+  -h, --help        print this and exit
+
+Exit status: 0 if no seed failed (or the faults make loss expected),
+1 if a seed failed, 2 on bad arguments.
+",
+        seeds = SEEDS_DEFAULT,
+        bugs = bugs.join(" "),
+        faults = FaultSet::NAMES,
+        steps = rzil_sim::STEPS_PER_SEED_DEFAULT,
+    )
+}
+
+/// Seeds run when `--seeds` is not given.
+const SEEDS_DEFAULT: std::ops::Range<u64> = 0..100;
 
 fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
     let (a, b) = s
@@ -22,8 +55,9 @@ fn parse_seeds(s: &str) -> Result<std::ops::Range<u64>, String> {
     Ok(a..b)
 }
 
-fn parse(args: &[String]) -> Result<(SimArgs, bool, bool), String> {
-    let mut sim = SimArgs::new(0..100, Model::Rzil);
+/// The parsed command line; `None` asks for the usage text.
+fn parse(args: &[String]) -> Result<Option<(SimArgs, bool, bool)>, String> {
+    let mut sim = SimArgs::new(SEEDS_DEFAULT, Model::Rzil);
     let mut json = false;
     let mut trace = false;
     let mut it = args.iter();
@@ -42,6 +76,7 @@ fn parse(args: &[String]) -> Result<(SimArgs, bool, bool), String> {
             "--stop-at-first" => sim.stop_at_first_failure = true,
             "--json" => json = true,
             "--trace" => trace = true,
+            "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -49,13 +84,17 @@ fn parse(args: &[String]) -> Result<(SimArgs, bool, bool), String> {
         // A bug switch names OpenZFS code; it applies to the ozfs model.
         return Err("--bug needs --model ozfs-2.2.0".into());
     }
-    Ok((sim, json, trace))
+    Ok(Some((sim, json, trace)))
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (sim, json, trace) = match parse(&args) {
-        Ok(x) => x,
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            print!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("rzil-sim: {e}");
             return ExitCode::from(2);

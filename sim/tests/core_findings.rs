@@ -1,6 +1,7 @@
-//! Bugs the simulator found in the core (`src/`), kept as failing tests
-//! until the core's owners fix them (`#[ignore]`d so `make test` stays
-//! green; run with `cargo test -p rzil-sim --test core_findings -- --ignored`).
+//! Bugs the simulator found in the core (`src/`). An open one is kept here
+//! as a failing test, `#[ignore]`d so `make test` stays green (run with
+//! `cargo test -p rzil-sim --test core_findings -- --ignored`); once fixed,
+//! its test runs with the rest and guards the fix. None is open now.
 
 use rzil::format::{self, Blkptr, BlockFormat, LrCommon, ZioCksum};
 
@@ -9,12 +10,14 @@ use rzil::format::{self, Blkptr, BlockFormat, LrCommon, ZioCksum};
 /// next verifier (seq + 1) in the hole `zc_next_blk`, and
 /// `zil_read_log_block` no longer rejects a hole next pointer (it keeps the
 /// verifier comparison): the block's records are replayed and the chain
-/// ends there. Before, the reader returned ECKSUM for `BP_IS_HOLE`. `rzil::format::verify_block` still
-/// rejects such a block with `BlockError::NextIsHole`, so `rzil dump`,
-/// replay and the host's verify would drop acknowledged records of a real
-/// OpenZFS chain that ends this way — the pre-fix behaviour that the
-/// simulator's #15132 switch models. (rzil's own writer never writes a hole
-/// next pointer: it allocates the successor's block at close.)
+/// ends there. Before, the reader returned ECKSUM for `BP_IS_HOLE`.
+/// `rzil::format::verify_block` rejected such a block with
+/// `BlockError::NextIsHole`, so `rzil dump`, replay and the host's verify
+/// dropped acknowledged records of a real OpenZFS chain that ends this way
+/// — the pre-fix behaviour that the simulator's #15132 switch models.
+/// Fixed in e8bb5e5 (a hole that carries the next verifier is accepted).
+/// (rzil's own writer never writes a hole next pointer: it allocates the
+/// successor's block at close.)
 #[test]
 fn a_block_without_next_pointer_is_replayed() {
     let verifier = ZioCksum::verifier(7, 8, 54, 1);

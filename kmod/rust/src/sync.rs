@@ -11,8 +11,13 @@
 //! `lock_api::RawMutex::INIT` must be a constant, but a FreeBSD mutex must
 //! be set up by `mtx_init(9)` at run time (it registers the lock with
 //! WITNESS under its name). [`KMutex`] therefore starts uninitialised and
-//! runs `mtx_init` on first use, exactly once, through a small atomic state
-//! machine; `mtx_destroy` runs when it is dropped.
+//! runs `mtx_init` on first use, exactly once; `mtx_destroy` runs when it
+//! is dropped. The first use may come from several threads at once (the
+//! committers' first appends), so the check and the `mtx_init` run under
+//! the shim's spin mutex ([`init_once`]): a thread that finds another's
+//! set-up under way waits in `mtx_lock_spin`, whose holder cannot be
+//! preempted, instead of spinning on a flag, which could hold the CPU of a
+//! preempted initializer forever.
 //!
 //! # Invariants
 //!
@@ -21,7 +26,7 @@
 //!   it by building every object that holds one in place (the instance
 //!   memory the C shim allocates, UMA items) and never moving it after.
 //! * `state == READY` iff `mtx_init` has completed and `mtx_destroy` has
-//!   not run.
+//!   not run; it becomes READY only under the shim's set-up lock.
 
 use crate::ffi;
 use core::cell::UnsafeCell;
@@ -29,8 +34,30 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 const UNINIT: u8 = 0;
-const INITIALIZING: u8 = 1;
-const READY: u8 = 2;
+const READY: u8 = 1;
+
+/// Run `init` once for the object whose state is `state`: the first
+/// caller runs it under the shim's set-up spin mutex and publishes READY;
+/// every later caller returns at the first load, and one that comes while
+/// `init` runs waits for the spin mutex.
+///
+/// `init` must neither sleep nor take a sleep lock (it runs with a spin
+/// mutex held): `mtx_init` and `cv_init` do neither.
+fn init_once(state: &AtomicU8, init: impl FnOnce()) {
+    if state.load(Ordering::Acquire) == READY {
+        return;
+    }
+    // SAFETY: takes the shim's static spin mutex, set up by MTX_SYSINIT
+    // before any module code runs and torn down after; released below on
+    // the only path out.
+    unsafe { ffi::rzil_shim_init_lock() };
+    if state.load(Ordering::Relaxed) != READY {
+        init();
+        state.store(READY, Ordering::Release);
+    }
+    // SAFETY: this thread took it above.
+    unsafe { ffi::rzil_shim_init_unlock() };
+}
 
 /// The WITNESS name of the core's locks (see the module documentation).
 pub const CORE_MTX_NAME: &core::ffi::CStr = c"rzil core";
@@ -80,36 +107,19 @@ impl KMutex {
     }
 
     fn init_once(&self) {
-        if self.state.load(Ordering::Acquire) == READY {
-            return;
-        }
-        match self.state.compare_exchange(
-            UNINIT,
-            INITIALIZING,
-            Ordering::Acquire,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => {
-                // SAFETY: we won UNINIT -> INITIALIZING: no other thread
-                // touches the storage until READY is published; it does not
-                // move (type invariant); the name is a static C string.
-                unsafe {
-                    ffi::rzil_shim_mtx_init(
-                        self.mtx.get().cast(),
-                        self.name.as_ptr(),
-                        i32::from(self.dupok),
-                    )
-                };
-                self.state.store(READY, Ordering::Release);
+        init_once(&self.state, || {
+            // SAFETY: init_once runs this once, under the set-up lock,
+            // before READY is published: no other thread touches the
+            // storage meanwhile; it does not move (type invariant); the
+            // name is a static C string.
+            unsafe {
+                ffi::rzil_shim_mtx_init(
+                    self.mtx.get().cast(),
+                    self.name.as_ptr(),
+                    i32::from(self.dupok),
+                )
             }
-            Err(_) => {
-                // Another thread is inside mtx_init, which neither sleeps
-                // nor blocks: wait for it to publish READY.
-                while self.state.load(Ordering::Acquire) != READY {
-                    core::hint::spin_loop();
-                }
-            }
-        }
+        });
     }
 }
 
@@ -246,26 +256,11 @@ impl KCondvar {
     }
 
     fn as_ptr(&self) -> *mut ffi::cv {
-        if self.state.load(Ordering::Acquire) != READY {
-            match self.state.compare_exchange(
-                UNINIT,
-                INITIALIZING,
-                Ordering::Acquire,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    // SAFETY: we own initialisation (won the race); the
-                    // storage does not move; the name is static.
-                    unsafe { ffi::rzil_shim_cv_init(self.cv.get().cast(), CV_NAME.as_ptr()) };
-                    self.state.store(READY, Ordering::Release);
-                }
-                Err(_) => {
-                    while self.state.load(Ordering::Acquire) != READY {
-                        core::hint::spin_loop();
-                    }
-                }
-            }
-        }
+        init_once(&self.state, || {
+            // SAFETY: run once under the set-up lock before READY is
+            // published; the storage does not move; the name is static.
+            unsafe { ffi::rzil_shim_cv_init(self.cv.get().cast(), CV_NAME.as_ptr()) }
+        });
         self.cv.get().cast()
     }
 
@@ -328,5 +323,118 @@ impl Drop for KCondvar {
             unsafe { ffi::rzil_shim_cv_destroy(self.cv.get().cast()) };
             *self.state.get_mut() = UNINIT;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The set-up protocol on the host, with stand-ins for the shim: many
+    //! threads' first uses of one mutex or condvar run its `mtx_init` or
+    //! `cv_init` exactly once, and only with the set-up lock held. (That a
+    //! waiter cannot starve a preempted initializer is a property of the
+    //! kernel's spin mutexes, which no host test can show.)
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::Arc;
+
+    const THREADS: usize = 8;
+
+    static SETUP_HELD: AtomicBool = AtomicBool::new(false);
+    static INITS: AtomicUsize = AtomicUsize::new(0);
+    static INITS_UNLOCKED: AtomicUsize = AtomicUsize::new(0);
+
+    fn count_init() {
+        if !SETUP_HELD.load(Ordering::SeqCst) {
+            INITS_UNLOCKED.fetch_add(1, Ordering::SeqCst);
+        }
+        INITS.fetch_add(1, Ordering::SeqCst);
+        // Widen the window in which other first users arrive.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+
+    #[no_mangle]
+    extern "C" fn rzil_shim_init_lock() {
+        while SETUP_HELD
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+    }
+
+    #[no_mangle]
+    extern "C" fn rzil_shim_init_unlock() {
+        assert!(SETUP_HELD.swap(false, Ordering::SeqCst), "not held");
+    }
+
+    #[no_mangle]
+    extern "C" fn rzil_shim_mtx_init(
+        _m: *mut ffi::mtx,
+        _name: *const core::ffi::c_char,
+        _dupok: core::ffi::c_int,
+    ) {
+        count_init();
+    }
+
+    #[no_mangle]
+    extern "C" fn rzil_shim_mtx_destroy(_m: *mut ffi::mtx) {}
+
+    #[no_mangle]
+    extern "C" fn rzil_shim_cv_init(_cv: *mut ffi::cv, _name: *const core::ffi::c_char) {
+        count_init();
+    }
+
+    #[no_mangle]
+    extern "C" fn rzil_shim_cv_destroy(_cv: *mut ffi::cv) {}
+
+    /// Run `first_use` on `THREADS` threads at once; (inits, inits made
+    /// without the set-up lock).
+    fn race(first_use: impl Fn() + Send + Sync + 'static) -> (usize, usize) {
+        INITS.store(0, Ordering::SeqCst);
+        INITS_UNLOCKED.store(0, Ordering::SeqCst);
+        let first_use = Arc::new(first_use);
+        let start = Arc::new(std::sync::Barrier::new(THREADS));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (f, s) = (Arc::clone(&first_use), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    s.wait();
+                    f();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a first user panicked");
+        }
+        (
+            INITS.load(Ordering::SeqCst),
+            INITS_UNLOCKED.load(Ordering::SeqCst),
+        )
+    }
+
+    // One test for both types: the stand-ins count into shared statics.
+    #[test]
+    fn concurrent_first_uses_set_up_once_under_the_setup_lock() {
+        let m = Arc::new(KMutex::named(c"rzil test"));
+        let m2 = Arc::clone(&m);
+        assert_eq!(
+            race(move || {
+                let _ = m2.as_ptr();
+            }),
+            (1, 0),
+            "KMutex"
+        );
+        assert!(!SETUP_HELD.load(Ordering::SeqCst));
+
+        let cv = Arc::new(KCondvar::new());
+        let cv2 = Arc::clone(&cv);
+        assert_eq!(
+            race(move || {
+                let _ = cv2.as_ptr();
+            }),
+            (1, 0),
+            "KCondvar"
+        );
+        assert!(!SETUP_HELD.load(Ordering::SeqCst));
     }
 }
