@@ -775,6 +775,43 @@ impl<'d> HostPlatform<'d> {
     }
 
     /// Percentage of the log region held by live blocks.
+    /// The platform's side of a stalled log, for the stall report: what
+    /// the I/O queue holds and is doing, who is running, and how full the
+    /// ring and the pools are (any of them can hold a commit back).
+    fn stall_state(&self) -> String {
+        let queue = {
+            let q = self.queue.lock();
+            format!(
+                "queue: {} writes, {} flush requests, flushing {}, writes running {}, closing tail {}, tail waiter {}, tail closed for flush {}",
+                q.writes.len(),
+                q.flushes.len(),
+                q.flushing,
+                q.writes_running,
+                q.closing_tail,
+                q.tail_waiter.is_some(),
+                q.tail_closed_for_flush
+            )
+        };
+        let (ring_free_bytes, ring_capacity_bytes, ring_blocks) = {
+            let ring = self.ring.lock();
+            (ring.free_bytes(), ring.capacity_bytes(), ring.live_blocks())
+        };
+        let in_use = |created: &AtomicUsize, free: usize| {
+            created.load(Ordering::Relaxed).saturating_sub(free)
+        };
+        format!(
+            "{queue}; committers running {}; ring {} of {} bytes free, {} blocks live, {} freed blocks awaiting a persisted head; in use: {} lwbs, {} itxs, {} buffers",
+            self.active_committers.load(Ordering::Relaxed),
+            ring_free_bytes,
+            ring_capacity_bytes,
+            ring_blocks,
+            self.pending_free.lock().len(),
+            in_use(&self.lwbs.0.created, self.lwbs.0.free.lock().len()),
+            in_use(&self.itxs.0.created, self.itxs.0.free.lock().len()),
+            in_use(&self.bufs.0.created, self.bufs.0.free.lock().len()),
+        )
+    }
+
     fn ring_used_pct(&self) -> u64 {
         let ring = self.ring.lock();
         let capacity = ring.capacity_bytes().max(1);
@@ -1347,7 +1384,8 @@ impl SyncLog for HostLog<'_, '_> {
     fn abort(&self, reason: &str) {
         let states = self.lwb_states();
         self.fail(format!(
-            "{reason} (lwbs by state: {states}; core stats {:?})",
+            "{reason} (lwbs by state: {states}; {}; core stats {:?})",
+            self.platform.stall_state(),
             self.zil.stats()
         ));
         self.platform.kick_checkpoint();
@@ -1913,6 +1951,40 @@ mod tests {
             "slowest commit took {} ms",
             result.latency.max_ns() / 1_000_000
         );
+    }
+
+    #[test]
+    fn a_stall_report_shows_the_queue_the_ring_and_the_pools() {
+        let (dev, sb, slot) = formatted();
+        let (report, end) = with_host_log(
+            &dev,
+            sb,
+            slot,
+            HostOptions::for_direct(false, 0),
+            None,
+            |log| {
+                let id = RecordId {
+                    committer: 0,
+                    seq: 0,
+                };
+                log.commit(id, &[7; 100]).unwrap();
+                log.abort("stalled (test)");
+                log.failure()
+            },
+        )
+        .unwrap();
+        let report = report.expect("abort fails the log");
+        for part in [
+            "stalled (test) (lwbs by state: ",
+            "queue: 0 writes, 0 flush requests, flushing false",
+            "committers running 0",
+            " bytes free, ",
+            "in use: ",
+            "core stats",
+        ] {
+            assert!(report.contains(part), "{part:?} missing in {report}");
+        }
+        assert_eq!(end.failure.as_deref(), Some(report.as_str()));
     }
 
     #[test]
