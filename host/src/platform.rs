@@ -1160,6 +1160,10 @@ pub struct HostLog<'p, 'd> {
     /// rest sleep here instead of spinning on waiter back-pressure.
     permits: Mutex<usize>,
     permits_cv: Condvar,
+    /// Committers asleep between back-pressure retries, and the limit
+    /// last hit: for a stall report.
+    retrying: AtomicUsize,
+    last_limit: Mutex<Option<Limit>>,
 }
 
 impl std::fmt::Debug for HostLog<'_, '_> {
@@ -1321,13 +1325,16 @@ impl<'p, 'd> HostLog<'p, 'd> {
                     if limit == Limit::LogSpace {
                         self.platform.kick_checkpoint();
                     }
+                    *self.last_limit.lock() = Some(limit);
                     if self.closing.load(Ordering::Acquire) {
                         return Err(CommitError::Refused(
                             self.failure()
                                 .unwrap_or_else(|| "log is shutting down".into()),
                         ));
                     }
+                    self.retrying.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(sleep);
+                    self.retrying.fetch_sub(1, Ordering::Relaxed);
                     sleep = (sleep * 2).min(RETRY_SLEEP_MAX);
                 }
                 Err(error) => return Err(self.commit_error(error)),
@@ -1383,9 +1390,13 @@ impl SyncLog for HostLog<'_, '_> {
 
     fn abort(&self, reason: &str) {
         let states = self.lwb_states();
+        let permits_left = *self.permits.lock();
         self.fail(format!(
-            "{reason} (lwbs by state: {states}; {}; core stats {:?})",
+            "{reason} (lwbs by state: {states}; {}; {} of {COMMIT_WAITERS_MAX} commit permits free, {} committers in a back-pressure retry, last limit hit {:?}; core stats {:?})",
             self.platform.stall_state(),
+            permits_left,
+            self.retrying.load(Ordering::Relaxed),
+            *self.last_limit.lock(),
             self.zil.stats()
         ));
         self.platform.kick_checkpoint();
@@ -1564,6 +1575,8 @@ pub fn with_host_log<'d, R>(
         checkpoint_lr_seq: AtomicU64::new(options.first_lr_seq),
         permits: Mutex::new(COMMIT_WAITERS_MAX),
         permits_cv: Condvar::new(),
+        retrying: AtomicUsize::new(0),
+        last_limit: Mutex::new(None),
     };
     // As zil_create waits for zh_log: no commit is acknowledged before a
     // reader could find the chain.
@@ -1980,6 +1993,7 @@ mod tests {
             "committers running 0",
             " bytes free, ",
             "in use: ",
+            "commit permits free, 0 committers in a back-pressure retry, last limit hit None",
             "core stats",
         ] {
             assert!(report.contains(part), "{part:?} missing in {report}");
