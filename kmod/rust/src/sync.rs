@@ -108,10 +108,9 @@ impl KMutex {
 
     fn init_once(&self) {
         init_once(&self.state, || {
-            // SAFETY: init_once runs this once, under the set-up lock,
-            // before READY is published: no other thread touches the
-            // storage meanwhile; it does not move (type invariant); the
-            // name is a static C string.
+            // SAFETY: run once, under the set-up lock, before READY is
+            // published (no other thread touches the storage); it does not
+            // move (type invariant); the name is a static C string.
             unsafe {
                 ffi::rzil_shim_mtx_init(
                     self.mtx.get().cast(),
