@@ -891,28 +891,38 @@ fn alternate(
         naive_cpu: Duration::ZERO,
     };
     let mut done = Duration::ZERO;
+    // One slice, its progress shown after what came before, and the CPU
+    // this process used while it ran.
+    fn slice<T>(
+        progress: &mut dyn FnMut(Tick),
+        before: Tick,
+        run: impl FnOnce(&mut dyn FnMut(Tick)) -> Result<T, Failure>,
+    ) -> Result<(T, Duration), Failure> {
+        let cpu_before = process_cpu();
+        let result = run(&mut |t: Tick| {
+            progress(Tick {
+                commits: before.commits + t.commits,
+                elapsed: before.elapsed + t.elapsed,
+            })
+        })?;
+        Ok((result, process_cpu().saturating_sub(cpu_before)))
+    }
     for _ in 0..slices {
-        let (commits, elapsed) = (out.result.commits, done);
-        let cpu_before = process_cpu();
-        let slice = backend(config, &mut |t: Tick| {
-            progress(Tick {
-                commits: commits + t.commits,
-                elapsed: elapsed + t.elapsed,
-            })
-        })?;
-        out.cpu += process_cpu().saturating_sub(cpu_before);
-        done += slice.elapsed;
-        out.result.merge(&slice);
+        let before = Tick {
+            commits: out.result.commits,
+            elapsed: done,
+        };
+        let (result, cpu) = slice(&mut progress, before, |tick| backend(config, tick))?;
+        out.cpu += cpu;
+        done += result.elapsed;
+        out.result.merge(&result);
 
-        let (commits, elapsed) = (out.result.commits, done);
-        let cpu_before = process_cpu();
-        let report = naive(config, &mut |t: Tick| {
-            progress(Tick {
-                commits: commits + t.commits,
-                elapsed: elapsed + t.elapsed,
-            })
-        })?;
-        out.naive_cpu += process_cpu().saturating_sub(cpu_before);
+        let before = Tick {
+            commits: out.result.commits,
+            elapsed: done,
+        };
+        let (report, cpu) = slice(&mut progress, before, |tick| naive(config, tick))?;
+        out.naive_cpu += cpu;
         done += report.result.elapsed;
         out.naive_flushes += report.flushes;
         out.naive.merge(&report.result);
