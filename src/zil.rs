@@ -843,7 +843,7 @@ impl<P: Platform> Zil<P> {
                     match self.close_tail(iss, need, itxs) {
                         Ok(c) => return Some(c),
                         Err(_) => {
-                            self.leave_unlinked(w);
+                            self.retry_unlinked(w);
                             return None;
                         }
                     }
@@ -852,7 +852,7 @@ impl<P: Platform> Zil<P> {
                     // Pool empty while splitting: retry later.
                     let back = iss.commit_list.push_front(itx);
                     debug_assert!(back.is_ok(), "slot just freed");
-                    self.leave_unlinked(w);
+                    self.retry_unlinked(w);
                     return None;
                 }
             }
@@ -860,12 +860,21 @@ impl<P: Platform> Zil<P> {
         self.link_and_decide(iss, w, itxs)
     }
 
-    fn leave_unlinked(&self, w: WaiterId) {
+    /// Back-pressure ended a round: a waiter not yet linked retries its
+    /// commit at a deadline. A waiter an earlier round of the same commit
+    /// already linked is left alone: it was linked only once every record
+    /// queued before it was placed, so what this round could not place is
+    /// other committers' (they still hold it on the commit list), and the
+    /// waiter is on its lwb's list. Marking it unlinked would let its retry
+    /// link it into a second list while the first still names its slot: one
+    /// lwb's signal would then run on into the other's waiters (an ack before
+    /// their records are durable) and cut the other list short (a waiter
+    /// never woken).
+    fn retry_unlinked(&self, w: WaiterId) {
         let mut log = self.log.lock();
         let now = self.platform.now_ns();
         if let Ok(s) = log.waiters.get(w) {
-            if !matches!(s.state, WaiterState::Done(_)) {
-                s.state = WaiterState::Unlinked;
+            if s.state == WaiterState::Unlinked {
                 s.deadline_ns = now + COMMIT_RETRY_NS;
             }
         }

@@ -1120,3 +1120,127 @@ fn a_first_lr_seq_that_could_wrap_is_refused() {
     assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
     assert_eq!(zil.durable_lr_seq(), FIRST_LR_SEQ_MAX + 1);
 }
+
+/// A waiter linked to an lwb stays linked when a later round of the same
+/// commit meets back-pressure. The round that follows the link places the
+/// records other committers queued meanwhile; if it cannot close the tail
+/// for them (here: the lwb pool is exhausted), the records stay queued for
+/// their own committers, and the waiter, whose records are in the issued
+/// lwb, must not be marked "unlinked, retry". It was: its retry then linked
+/// it into a second lwb's list while the first still held it, so one lwb's
+/// signal ran on into the other's waiters (an acknowledgement before their
+/// records were durable) and a reused slot cut a list short (a waiter never
+/// woken: the host's "no commit completed" stall, seen with 64 committers of
+/// 128 KiB records on a full disk).
+///
+/// Deterministic: lwb 1's fill is held at a barrier inside `get_data` while
+/// another record is queued behind it.
+#[test]
+fn a_linked_waiter_stays_linked_when_a_later_round_meets_backpressure() {
+    use std::sync::{Arc, Barrier};
+    const GATED_FOID: u64 = 21;
+    // The first lwb and its successor: the pool is full after one close.
+    const LWBS_MAX: usize = 2;
+    let p = MemPlatform::new(64 * MIB, LWBS_MAX);
+    let gate = Arc::new(Barrier::new(2));
+    p.st().get_data_gate = Some((GATED_FOID, gate.clone()));
+    let zil = new_log(&p);
+    let head = zil.chain_head().blkptr();
+    // Bigger than the 4 KiB lwb 2 will be (but within zil_maxcopied): it
+    // needs a close, and a third lwb.
+    let big = vec![0x5a; 7 << 10];
+    let wa = std::thread::scope(|s| {
+        // A lone committer closes lwb 1 at once and stops inside its fill.
+        let a = s.spawn(|| {
+            zil.assign(
+                1,
+                &Record::Write {
+                    foid: GATED_FOID,
+                    offset: 0,
+                    data: WriteData::NeedCopy { length: 512 },
+                },
+            )
+            .unwrap();
+            zil.commit().unwrap()
+        });
+        gate.wait();
+        // Another committer's record, queued while lwb 1 fills. Checked
+        // after the barrier, so that a failure fails the test instead of
+        // leaving the filler at the barrier for good.
+        let queued = zil.assign(1, &write_rec(&big));
+        gate.wait();
+        queued.unwrap();
+        a.join().unwrap()
+    });
+    assert_eq!(
+        states(&zil),
+        [(1, LwbState::Issued), (2, LwbState::Opened)],
+        "lwb 1 is out; the queued record could not get an lwb 3"
+    );
+    assert_eq!(p.st().lwbs_live, LWBS_MAX, "the pool is exhausted");
+    assert_eq!(
+        poll(&zil, wa),
+        WaitStatus::Pending {
+            deadline_ns: None,
+            lwb_seq: Some(1)
+        },
+        "the waiter of lwb 1's record is still linked to lwb 1"
+    );
+
+    // What a committer does at a deadline, and what the back-pressure's end
+    // lets through: none of it may disturb the waiter of lwb 1.
+    p.st().lwbs_max = 64;
+    zil.waiter_timeout(wa).unwrap();
+    let wb = zil.commit().unwrap();
+    // Every waiter is done only once its records are durable, and every
+    // waiter is done once all I/O is.
+    let mut waiters = vec![(wa, None), (wb, Some(big.clone()))];
+    for round in 0u8..4 {
+        let data = vec![round; 100];
+        zil.assign(1, &write_rec(&data)).unwrap();
+        waiters.push((zil.commit().unwrap(), Some(data)));
+        // Deliver one completion at a time, oldest first.
+        for _ in 0..2 {
+            if p.pending_len() > 0 {
+                p.complete(&zil, 0, Ok(()));
+            }
+        }
+        let (durable, _) = p.durable_records(head);
+        waiters.retain(|(w, data)| match poll(&zil, *w) {
+            WaitStatus::Done(result) => {
+                assert_eq!(result, Ok(()));
+                if let Some(data) = data {
+                    assert!(
+                        durable.iter().any(|r| r.2 == *data),
+                        "a waiter was told done before its record was durable"
+                    );
+                }
+                false
+            }
+            WaitStatus::Pending { .. } => true,
+        });
+    }
+    // Drain: time out the waiters of an open tail, complete every I/O.
+    // Bounded: each pass issues the tail or finishes waiters.
+    for _ in 0..8 {
+        let (durable, _) = p.durable_records(head);
+        waiters.retain(|(w, data)| match poll(&zil, *w) {
+            WaitStatus::Done(result) => {
+                assert_eq!(result, Ok(()));
+                if let Some(data) = data {
+                    assert!(durable.iter().any(|r| r.2 == *data), "a record lost");
+                }
+                false
+            }
+            WaitStatus::Pending { deadline_ns, .. } => {
+                if deadline_ns.is_some() {
+                    zil.waiter_timeout(*w).unwrap();
+                }
+                true
+            }
+        });
+        p.complete_all(&zil);
+    }
+    assert!(waiters.is_empty(), "waiters left behind: {waiters:?}");
+    check_transitions(&p, &zil);
+}
