@@ -22,4 +22,6 @@ pub mod testkit;
 pub use error::{Error, IoError, Limit};
 pub use itx::{Record, WriteData, WriteKind};
 pub use platform::{AllocError, BlockAddr, IndirectBlock, IoKind, IoToken, Platform, WaiterId};
-pub use zil::{ChainHead, CheckpointOutcome, Config, LwbView, Stats, WaitStatus, Zil};
+pub use zil::{
+    ChainHead, CheckpointOutcome, Config, LwbView, Stats, WaitStatus, WaiterView, WaiterWait, Zil,
+};

@@ -213,6 +213,38 @@ pub struct LwbView {
     pub zio: crate::lwb::ZioCounts,
 }
 
+/// What a commit waiter in use waits for (see [`Zil::for_each_waiter`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaiterWait {
+    /// Not linked to an lwb (back-pressure): its commit runs again at the
+    /// deadline.
+    Unlinked,
+    /// Linked to the lwb with this block seq, in this state (`None`: no
+    /// longer on the list, which a signalled waiter never is).
+    Linked {
+        /// Block seq of the lwb.
+        lwb_seq: u64,
+        /// Its state, if it is on the list.
+        lwb_state: Option<LwbState>,
+    },
+    /// Signalled with this result, not yet polled by its committer.
+    Done(Result<(), Error>),
+}
+
+/// A commit waiter in use, as [`Zil::for_each_waiter`] shows it.
+#[derive(Clone, Copy, Debug)]
+pub struct WaiterView {
+    /// Its slot in the waiter table.
+    pub slot: u16,
+    /// What it waits for.
+    pub wait: WaiterWait,
+    /// Its commit timeout (linked to the open tail) or retry time
+    /// (unlinked), in the platform clock's ns.
+    pub deadline_ns: u64,
+    /// Its committer gave up on it; the slot is freed when its lwb is done.
+    pub abandoned: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WaiterState {
     Free,
@@ -717,6 +749,34 @@ impl<P: Platform> Zil<P> {
                 max_lr_seq: o.max_lr_seq,
                 waiters: o.waiters,
                 zio: o.zio,
+            });
+        }
+    }
+
+    /// Call `f` with a view of every commit waiter in use (not free), in
+    /// slot order, taken under one hold of `zl_lock`: what a stall report
+    /// needs to say what each waiting committer waits for.
+    pub fn for_each_waiter(&self, mut f: impl FnMut(&WaiterView)) {
+        let log = self.log.lock();
+        for (slot, s) in log.waiters.slots.iter().enumerate() {
+            let wait = match s.state {
+                WaiterState::Free => continue,
+                WaiterState::Unlinked => WaiterWait::Unlinked,
+                WaiterState::Linked(seq) => WaiterWait::Linked {
+                    lwb_seq: seq,
+                    lwb_state: log
+                        .index_of_seq(seq)
+                        .and_then(|i| log.lwbs.get(i))
+                        .map(|o| o.state),
+                },
+                WaiterState::Done(result) => WaiterWait::Done(result),
+            };
+            f(&WaiterView {
+                // COMMIT_WAITERS_MAX fits in u16 (the const_assert below it).
+                slot: slot as u16,
+                wait,
+                deadline_ns: s.deadline_ns,
+                abandoned: s.abandoned,
             });
         }
     }

@@ -137,6 +137,10 @@ pub const TAIL_HOLD_MAX: Duration = Duration::from_millis(10);
 /// A commit waiter not woken within this long is reported as stuck rather
 /// than waited for forever.
 pub const WAITER_STALL: Duration = Duration::from_secs(30);
+/// Commit waiters a stall report describes one by one (the rest are
+/// counted): enough for a handful of stuck committers, short enough to
+/// read in one error line.
+pub const STALL_WAITERS_SHOWN_MAX: usize = 8;
 /// The single vdev of a host log.
 pub const HOST_VDEV: u32 = 0;
 /// Birth txg the host stamps into records and block pointers: there is no
@@ -774,7 +778,24 @@ impl<'d> HostPlatform<'d> {
         self.first_io_error.lock().clone()
     }
 
-    /// Percentage of the log region held by live blocks.
+    /// The parking slot `slot`'s state, for the stall report: the word
+    /// its committer sleeps on, that word's value, and whether a wake is
+    /// waiting to be consumed.
+    fn parking_state(&self, slot: u16) -> String {
+        let Some(parking) = self.parking.get(usize::from(slot)) else {
+            return "no parking slot".into();
+        };
+        let (channel, woken) = {
+            let state = parking.0.lock();
+            (state.channel, state.woken)
+        };
+        let word = self
+            .channels
+            .get(channel)
+            .map(|w| w.load(Ordering::Acquire));
+        format!("parked on word {channel} (value {word:?}), wake pending {woken:?}")
+    }
+
     /// The platform's side of a stalled log, for the stall report: what
     /// the I/O queue holds and is doing, who is running, and how full the
     /// ring and the pools are (any of them can hold a commit back).
@@ -1292,6 +1313,41 @@ impl<'p, 'd> HostLog<'p, 'd> {
             .join(", ")
     }
 
+    /// The commit waiters in use, for the stall report: the first
+    /// [`STALL_WAITERS_SHOWN_MAX`] in full (what each waits for, its
+    /// deadline from now, and its committer's parking slot), then a count.
+    fn waiter_states(&self) -> String {
+        let now_ns = self.platform.now_ns();
+        let mut shown = Vec::new();
+        let mut total = 0usize;
+        self.zil.for_each_waiter(|view| {
+            total += 1;
+            if shown.len() < STALL_WAITERS_SHOWN_MAX {
+                shown.push(*view);
+            }
+        });
+        if total == 0 {
+            return "none".into();
+        }
+        let mut out: Vec<String> = shown
+            .iter()
+            .map(|view| {
+                let deadline_ms = (view.deadline_ns as f64 - now_ns as f64) / 1e6;
+                format!(
+                    "slot {} {:?}, deadline {deadline_ms:+.1} ms{}, {}",
+                    view.slot,
+                    view.wait,
+                    if view.abandoned { ", abandoned" } else { "" },
+                    self.platform.parking_state(view.slot)
+                )
+            })
+            .collect();
+        if total > shown.len() {
+            out.push(format!("{} more", total - shown.len()));
+        }
+        out.join("; ")
+    }
+
     /// The `zil_sync` analogue: treat every durable record as applied,
     /// free the lwbs it covers, persist the new head and checkpoint seq,
     /// and only then let the ring reuse the freed blocks.
@@ -1390,9 +1446,10 @@ impl SyncLog for HostLog<'_, '_> {
 
     fn abort(&self, reason: &str) {
         let states = self.lwb_states();
+        let waiters = self.waiter_states();
         let permits_left = *self.permits.lock();
         self.fail(format!(
-            "{reason} (lwbs by state: {states}; {}; {} of {COMMIT_WAITERS_MAX} commit permits free, {} committers in a back-pressure retry, last limit hit {:?}; core stats {:?})",
+            "{reason} (lwbs by state: {states}; waiters: {waiters}; {}; {} of {COMMIT_WAITERS_MAX} commit permits free, {} committers in a back-pressure retry, last limit hit {:?}; core stats {:?})",
             self.platform.stall_state(),
             permits_left,
             self.retrying.load(Ordering::Relaxed),
