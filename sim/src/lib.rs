@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod baton;
 pub mod disk;
 pub mod model;
 pub mod oracle;
@@ -355,6 +356,23 @@ fn install_quiet_hook() {
     });
 }
 
+/// Mark this thread as one that only runs the code under test (a
+/// [`baton::Worker`]): its panics are failures a seed reports, so the hook
+/// stays quiet for them.
+pub(crate) fn quiet_panics_on_this_thread() {
+    install_quiet_hook();
+    IN_SEED.with(|f| f.set(true));
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
+        .unwrap_or_else(|| "panic".into())
+}
+
 /// Run one seed, catching a panic of the code under test as a failure.
 pub fn run_seed(args: &SimArgs, seed: u64, trace: bool) -> SeedOutcome {
     install_quiet_hook();
@@ -366,17 +384,10 @@ pub fn run_seed(args: &SimArgs, seed: u64, trace: bool) -> SeedOutcome {
     IN_SEED.with(|f| f.set(false));
     match res {
         Ok(o) => o,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_else(|| "panic".into());
-            SeedOutcome {
-                failure: Some(format!("panic: {msg}")),
-                ..Default::default()
-            }
-        }
+        Err(payload) => SeedOutcome {
+            failure: Some(format!("panic: {}", panic_message(payload.as_ref()))),
+            ..Default::default()
+        },
     }
 }
 
