@@ -1,10 +1,18 @@
 //! The simulator's platform for the real core: every submission becomes a
 //! pending I/O the scheduler completes later, in any order; blocks land on
 //! [`Disks`]; lwb objects live in a [`TrashSlab`].
+//!
+//! The calls the core makes with no lock held (`get_data`,
+//! `submit_indirect`, the block seal's `fletcher_4_native`, `submit_write`,
+//! `submit_flush`) are yield points ([`baton::yield_point`]): a core call
+//! running on a worker may park there while the scheduler runs other
+//! actors. Each first checks that the calling thread really holds no core
+//! lock (the platform contract); a call made with one held is a violation.
 
+use crate::baton;
 use crate::disk::{DiskIoId, Disks};
 use crate::rng::Rng;
-use crate::slab::{SimRawMutex, SlabBox, TrashSlab};
+use crate::slab::{sim_locks_held_here, SimRawMutex, SlabBox, TrashSlab};
 use rzil::format::{self, Blkptr, ByteOrder, RecordIter, ZioCksum};
 use rzil::itx::Itx;
 use rzil::lwb::{LwbObj, LwbState};
@@ -24,6 +32,11 @@ const PAGE_BYTES: u64 = 4096;
 pub const FOID_BASE: u64 = 1 << 32;
 /// lwb objects in the slab: the core's in-flight bound plus the tail.
 pub const LWB_SLAB_ITEMS: usize = rzil::limits::LWB_INFLIGHT_MAX + 2;
+/// lwb pool sizes (objects) a seed picks from: the full pool, or a small
+/// one that runs out (`Limit::LwbPool` back-pressure) while lwbs are in
+/// flight. Two is the least a log can run with (the tail and the lwb
+/// closed before it).
+pub const LWB_POOL_ITEMS_CHOICES: [usize; 4] = [LWB_SLAB_ITEMS, LWB_SLAB_ITEMS, 4, 2];
 /// Completed tokens remembered for stale/duplicate re-delivery.
 pub const COMPLETED_TOKENS_KEPT: usize = 32;
 
@@ -104,8 +117,15 @@ pub struct SimPlatform {
 
 impl SimPlatform {
     /// A platform whose choices (block placement, GUIDs, latencies) come
-    /// from `seed`, with `log_vdevs` log devices of `log_vdev_bytes` each.
-    pub fn new(seed: u64, log_vdevs: u32, lying_flush: bool, log_vdev_bytes: u64) -> Self {
+    /// from `seed`, with `log_vdevs` log devices of `log_vdev_bytes` each
+    /// and an lwb pool of `lwb_pool_items` objects.
+    pub fn new(
+        seed: u64,
+        log_vdevs: u32,
+        lying_flush: bool,
+        log_vdev_bytes: u64,
+        lwb_pool_items: usize,
+    ) -> Self {
         let pages = (log_vdev_bytes / PAGE_BYTES) as usize;
         let mut disks = Disks::new();
         disks.lying_flush = lying_flush;
@@ -133,7 +153,7 @@ impl SimPlatform {
                 flushes_not_supported: 0,
             }),
             clock_ns: AtomicU64::new(1_000_000),
-            lwbs: TrashSlab::new("zil_lwb_cache", LWB_SLAB_ITEMS),
+            lwbs: TrashSlab::new("zil_lwb_cache", lwb_pool_items),
         }
     }
 
@@ -173,6 +193,19 @@ impl SimPlatform {
         }
         st.completed.push(p.io);
         p.io
+    }
+
+    /// A call the core makes with no lock held: check that it holds none
+    /// (a violation otherwise, and no yield: another thread would find the
+    /// lock held), then let the scheduler run other actors here.
+    fn unlocked(&self, point: &'static str) {
+        if sim_locks_held_here() > 0 {
+            self.st().violations.push(format!(
+                "{point} called with a core lock held (the platform contract: none)"
+            ));
+            return;
+        }
+        baton::yield_point(point);
     }
 
     fn latency(st: &mut SimState, flush: bool) -> u64 {
@@ -341,6 +374,9 @@ impl<'a> Platform for &'a SimPlatform {
             disk_id,
             ready_ns,
         });
+        drop(st);
+        // Submitted: its completion may come before this call returns.
+        self.unlocked("submit_write");
     }
 
     fn submit_flush(&self, io: IoToken, vdev: u32) {
@@ -359,9 +395,12 @@ impl<'a> Platform for &'a SimPlatform {
             disk_id,
             ready_ns,
         });
+        drop(st);
+        self.unlocked("submit_flush");
     }
 
     fn get_data(&self, foid: u64, offset: u64, out: &mut [u8]) -> Result<(), IoError> {
+        self.unlocked("get_data");
         for (i, b) in out.iter_mut().enumerate() {
             *b = pattern_byte(foid, offset + i as u64);
         }
@@ -390,10 +429,18 @@ impl<'a> Platform for &'a SimPlatform {
             disk_id,
             ready_ns,
         });
+        drop(st);
+        self.unlocked("submit_indirect");
         Ok(IndirectBlock {
             blkptr: Blkptr::log_block(DATA_VDEV, at, size as u32, ZioCksum::ZERO, 1),
             vdev: DATA_VDEV,
         })
+    }
+
+    /// Sealing a block, just before its write is submitted.
+    fn fletcher_4_native(&self, data: &[u8]) -> ZioCksum {
+        self.unlocked("seal");
+        format::fletcher_4_native(data)
     }
 
     fn wake(&self, waiter: WaiterId) {
@@ -435,7 +482,7 @@ mod tests {
 
     #[test]
     fn illegal_lwb_steps_are_violations() {
-        let p = SimPlatform::new(1, 1, false, 1 << 20);
+        let p = SimPlatform::new(1, 1, false, 1 << 20, LWB_SLAB_ITEMS);
         let pf = &p;
         pf.lwb_state_changed(5, None, LwbState::New);
         pf.lwb_state_changed(5, Some(LwbState::New), LwbState::Opened);
@@ -448,8 +495,27 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_free_call_made_with_a_core_lock_held_is_a_violation() {
+        let p = SimPlatform::new(3, 1, false, 1 << 20, LWB_SLAB_ITEMS);
+        let pf = &p;
+        let mut out = [0u8; 16];
+        pf.get_data(FOID_BASE + 1, 0, &mut out).expect("data");
+        assert!(p.st().violations.is_empty());
+        let lock = lock_api::Mutex::<SimRawMutex, ()>::new(());
+        let held = lock.lock();
+        pf.get_data(FOID_BASE + 1, 0, &mut out).expect("data");
+        drop(held);
+        let v = std::mem::take(&mut p.st().violations);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].starts_with("get_data called with a core lock held"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn a_committed_record_reports_every_step_of_its_lwb() {
-        let p = SimPlatform::new(2, 1, false, 1 << 20);
+        let p = SimPlatform::new(2, 1, false, 1 << 20, LWB_SLAB_ITEMS);
         let zil = Zil::new(&p, Config::new(1)).expect("log");
         let data = [7u8; 512];
         let rec = Record::Write {

@@ -4,7 +4,7 @@
 //! power cut and every acknowledged commit.
 
 use crate::oracle::{self, opaque_body, Expect, RecKind, RecSpec};
-use crate::platform::{pattern_byte, SimPlatform, LOG_VDEV_BYTES_CHOICES};
+use crate::platform::{pattern_byte, SimPlatform, LOG_VDEV_BYTES_CHOICES, LWB_SLAB_ITEMS};
 use crate::rng::Rng;
 use crate::{FaultSet, SeedOutcome, Trace};
 use rzil::format;
@@ -96,6 +96,7 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
         if faults.multi_vdev { 2 } else { 1 },
         faults.lying_flush,
         region,
+        LWB_SLAB_ITEMS,
     );
     let mut cfg = Config::new(SIM_OBJSET);
     cfg.commit_timeout_pct = [1, 5, 10, 50][rng.below(4) as usize];
