@@ -9,17 +9,21 @@
 //! places where the core holds no lock. There the worker hands the baton
 //! back to the scheduler thread and blocks until the scheduler resumes it.
 //!
-//! Exactly one thread runs at any time: the scheduler blocks while a worker
-//! runs (it waits for that worker's next event), and a worker runs only
-//! between receiving a job or a resume and sending its next event. Every
-//! choice (which actor next, whether a yield point parks) comes from the
-//! seed's generators, never from the OS scheduler, so a seed replays
-//! exactly.
+//! Exactly one thread runs simulation code at any time: the scheduler
+//! blocks while a worker runs (it waits for that worker's next event), and
+//! a worker runs only between receiving a job or a resume and sending its
+//! next event. Every choice (which actor next, whether a yield point
+//! parks) comes from the seed's generators, never from the OS scheduler,
+//! so a seed replays exactly.
 //!
-//! Each call yields at most [`YIELDS_PER_CALL_MAX`] times; past that its
-//! yield points run through. A worker whose scheduler went away (the seed
-//! ended with the call parked, or the scheduler panicked) runs its call to
-//! the end without yielding, so the scope can always join it.
+//! Each call parks at most [`YIELDS_PER_CALL_MAX`] times; past that its
+//! yield points run through. A worker whose scheduler went away (the
+//! scheduler panicked with calls parked) runs its call to the end without
+//! parking, so the scope can always join it; several may then run at once,
+//! but the seed has already failed and nothing is checked any more (a lock
+//! one finds held is reported as a deadlock in that worker, not a hang).
+//! A seed that ends normally, or with a failure it returns, finishes its
+//! parked calls one at a time with [`Worker::finish`].
 
 use crate::rng::Rng;
 use std::cell::RefCell;

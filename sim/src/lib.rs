@@ -5,7 +5,10 @@
 //! completion contexts (deliver any pending write, flush or WR_INDIRECT
 //! completion, in any order, sometimes with an error), the checkpoint
 //! (`zil_sync`) actor, the clock, and power cuts — so any failure replays
-//! exactly from its seed.
+//! exactly from its seed. On the real core, the calls that fill and issue
+//! lwbs with no lock held (`commit`, `waiter_timeout`, `io_done`) run on
+//! [`baton`] workers that may park inside the core at those lock-free
+//! points, so the other actors also run in the middle of them.
 //!
 //! Two lwb paths run under the same scheduler and faults:
 //!
