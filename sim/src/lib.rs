@@ -164,6 +164,12 @@ pub struct FaultSet {
     /// durable on completion and its flushes answer "not supported" (the
     /// core must mark it `nowritecache` and stop flushing it).
     pub no_cache_device: bool,
+    /// Some seeds give the log a small itx pool
+    /// (`platform::ITX_POOL_ITEMS_SMALL`), so `assign` and a WR_NEED_COPY
+    /// split meet back-pressure. Off by default: on the current core it
+    /// can leave every commit retrying for good (see
+    /// `tests/core_findings.rs`).
+    pub itx_pool: bool,
 }
 
 impl Default for FaultSet {
@@ -180,6 +186,7 @@ impl Default for FaultSet {
             crafted: true,
             nocacheflush: false,
             no_cache_device: false,
+            itx_pool: false,
         }
     }
 }
@@ -198,6 +205,7 @@ impl FaultSet {
         crafted: false,
         nocacheflush: false,
         no_cache_device: false,
+        itx_pool: false,
     };
 
     /// Whether these faults make loss of acknowledged records expected.
@@ -207,7 +215,7 @@ impl FaultSet {
 
     /// Names accepted by [`FaultSet::parse`].
     pub const NAMES: &'static str =
-        "none, default, io, flush, power, multi-vdev, stale, dup-inflight, lying-flush, alloc, crafted, nocacheflush, no-cache-device";
+        "none, default, io, flush, power, multi-vdev, stale, dup-inflight, lying-flush, alloc, crafted, nocacheflush, no-cache-device, itx-pool";
 
     /// Parse a comma-separated list (`default` = the standard set).
     pub fn parse(list: &str) -> Result<FaultSet, String> {
@@ -221,6 +229,7 @@ impl FaultSet {
                         lying_flush: f.lying_flush,
                         nocacheflush: f.nocacheflush,
                         no_cache_device: f.no_cache_device,
+                        itx_pool: f.itx_pool,
                         ..d
                     };
                 }
@@ -235,6 +244,7 @@ impl FaultSet {
                 "crafted" => f.crafted = true,
                 "nocacheflush" => f.nocacheflush = true,
                 "no-cache-device" => f.no_cache_device = true,
+                "itx-pool" => f.itx_pool = true,
                 _ => {
                     return Err(format!(
                         "unknown fault {name:?} (one of: {})",

@@ -18,7 +18,7 @@ use rzil::itx::Itx;
 use rzil::lwb::{LwbObj, LwbState};
 use rzil::{AllocError, BlockAddr, IndirectBlock, IoError, IoKind, IoToken, Platform, WaiterId};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// Log-block devices are vdevs `0..log_vdevs`; WR_INDIRECT data goes here.
@@ -37,6 +37,12 @@ pub const LWB_SLAB_ITEMS: usize = rzil::limits::LWB_INFLIGHT_MAX + 2;
 /// flight. Two is the least a log can run with (the tail and the lwb
 /// closed before it).
 pub const LWB_POOL_ITEMS_CHOICES: [usize; 4] = [LWB_SLAB_ITEMS, LWB_SLAB_ITEMS, 4, 2];
+/// The small itx pool (objects) the `itx-pool` fault gives some seeds: it
+/// runs out while records wait on the commit list or in the open tail, so
+/// `assign` and a WR_NEED_COPY split meet back-pressure
+/// (`Limit::ItxPool`). Otherwise the pool is unbounded, as
+/// `kmem_cache_alloc(KM_SLEEP)` never fails.
+pub const ITX_POOL_ITEMS_SMALL: usize = 12;
 /// Completed tokens remembered for stale/duplicate re-delivery.
 pub const COMPLETED_TOKENS_KEPT: usize = 32;
 
@@ -61,6 +67,32 @@ pub struct Piece {
     pub data_offset: u64,
     /// Data length of the piece.
     pub data_len: u64,
+}
+
+/// An itx from the simulator's itx pool: dropping it gives its place back.
+#[derive(Debug)]
+pub struct PooledItx<'a> {
+    itx: Box<Itx>,
+    live: &'a AtomicUsize,
+}
+
+impl std::ops::Deref for PooledItx<'_> {
+    type Target = Itx;
+    fn deref(&self) -> &Itx {
+        &self.itx
+    }
+}
+
+impl std::ops::DerefMut for PooledItx<'_> {
+    fn deref_mut(&mut self) -> &mut Itx {
+        &mut self.itx
+    }
+}
+
+impl Drop for PooledItx<'_> {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Everything mutable on the platform.
@@ -104,6 +136,8 @@ pub struct SimState {
     pub alloc_refusals: u64,
     /// Flushes answered "not supported" (a device without a write cache).
     pub flushes_not_supported: u64,
+    /// itx allocations refused because the itx pool was empty.
+    pub itx_refusals: u64,
 }
 
 /// The platform; the core holds `&SimPlatform`.
@@ -113,6 +147,10 @@ pub struct SimPlatform {
     clock_ns: AtomicU64,
     /// The lwb pool (trashing).
     pub lwbs: TrashSlab<LwbObj>,
+    /// itxs handed out and not yet dropped.
+    itxs_live: AtomicUsize,
+    /// Most itxs out at once.
+    itx_pool_items: usize,
 }
 
 impl SimPlatform {
@@ -151,10 +189,24 @@ impl SimPlatform {
                 flushes: 0,
                 alloc_refusals: 0,
                 flushes_not_supported: 0,
+                itx_refusals: 0,
             }),
             clock_ns: AtomicU64::new(1_000_000),
             lwbs: TrashSlab::new("zil_lwb_cache", lwb_pool_items),
+            itxs_live: AtomicUsize::new(0),
+            itx_pool_items: usize::MAX,
         }
+    }
+
+    /// The same platform with an itx pool of `items` objects.
+    pub fn with_itx_pool(mut self, items: usize) -> Self {
+        self.itx_pool_items = items;
+        self
+    }
+
+    /// itxs handed out and not yet dropped.
+    pub fn itxs_live(&self) -> usize {
+        self.itxs_live.load(Ordering::Relaxed)
     }
 
     /// The state.
@@ -278,7 +330,7 @@ impl<'a> Platform for &'a SimPlatform {
     type RawMutex = SimRawMutex;
     type IssuerRawMutex = SimRawMutex;
     type LwbBox = SlabBox<'a, LwbObj>;
-    type ItxBox = Box<Itx>;
+    type ItxBox = PooledItx<'a>;
     type Buf = Vec<u8>;
     type Slots<T: Send> = Box<[T]>;
 
@@ -294,9 +346,22 @@ impl<'a> Platform for &'a SimPlatform {
         self.lwbs.alloc(lwb).ok_or(AllocError)
     }
 
-    fn alloc_itx(&self) -> Result<Box<Itx>, AllocError> {
+    fn alloc_itx(&self) -> Result<PooledItx<'a>, AllocError> {
+        let cap = self.itx_pool_items;
+        let took = self
+            .itxs_live
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < cap).then_some(n + 1)
+            });
+        if took.is_err() {
+            self.st().itx_refusals += 1;
+            return Err(AllocError);
+        }
         // As a pool may hand one out after reuse: junk in the body.
-        Ok(Box::new(Itx::with_body_bytes(0xa5)))
+        Ok(PooledItx {
+            itx: Box::new(Itx::with_body_bytes(0xa5)),
+            live: &self.itxs_live,
+        })
     }
 
     fn alloc_buf(&self, size_bytes: u32) -> Result<Vec<u8>, AllocError> {

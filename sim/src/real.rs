@@ -37,7 +37,9 @@
 
 use crate::baton::{Event, Job, Worker};
 use crate::oracle::{self, opaque_body, Expect, RecKind, RecSpec};
-use crate::platform::{pattern_byte, SimPlatform, LOG_VDEV_BYTES_CHOICES, LWB_POOL_ITEMS_CHOICES};
+use crate::platform::{
+    pattern_byte, SimPlatform, ITX_POOL_ITEMS_SMALL, LOG_VDEV_BYTES_CHOICES, LWB_POOL_ITEMS_CHOICES,
+};
 use crate::rng::Rng;
 use crate::{FaultSet, SeedOutcome, Trace};
 use rzil::format;
@@ -75,6 +77,8 @@ pub const COMPLETION_THREADS: usize = 2;
 /// Probabilities (ppm) that a yield point parks its call, a seed picks one:
 /// always, or now and then (longer runs between parks).
 pub const PARK_PPM_CHOICES: [u32; 3] = [1_000_000, 500_000, 150_000];
+/// Mixed into the seed for the generator that picks the itx pool size.
+const ITX_POOL_STREAM: u64 = 0x17c5_9001_17c5_9001;
 /// Scheduler weight of resuming a parked committer's call.
 const RESUME_COMMITTER_WEIGHT: u32 = 5;
 /// Scheduler weight of resuming a parked completion.
@@ -169,13 +173,21 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
     let mut rng = Rng::new(seed);
     let region = LOG_VDEV_BYTES_CHOICES[rng.below(LOG_VDEV_BYTES_CHOICES.len() as u64) as usize];
     let lwb_pool = LWB_POOL_ITEMS_CHOICES[rng.below(LWB_POOL_ITEMS_CHOICES.len() as u64) as usize];
+    // Half the seeds under `itx-pool`, from a stream of its own: without
+    // the fault every other choice of a seed stays as it was.
+    let itx_pool = if faults.itx_pool && Rng::new(seed ^ ITX_POOL_STREAM).below(2) == 0 {
+        ITX_POOL_ITEMS_SMALL
+    } else {
+        usize::MAX
+    };
     let p = SimPlatform::new(
         rng.next_u64(),
         if faults.multi_vdev { 2 } else { 1 },
         faults.lying_flush,
         region,
         lwb_pool,
-    );
+    )
+    .with_itx_pool(itx_pool);
     let mut cfg = Config::new(SIM_OBJSET);
     cfg.commit_timeout_pct = [1, 5, 10, 50][rng.below(4) as usize];
     cfg.max_block_bytes = [16 * 1024, 32 * 1024, 128 * 1024][rng.below(3) as usize];
@@ -226,7 +238,8 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
             [w.rng.below(CHECKPOINT_EVERY_STEPS_CHOICES.len() as u64) as usize];
         w.trace.push(|| {
             format!(
-                "seed {seed}: {ncommitters} committers, lwb pool {lwb_pool}, log devices of {region} bytes, parks at {park_ppm} ppm"
+                "seed {seed}: {ncommitters} committers, lwb pool {lwb_pool}, itx pool {}, log devices of {region} bytes, parks at {park_ppm} ppm",
+                if itx_pool == usize::MAX { "unbounded".to_string() } else { itx_pool.to_string() }
             )
         });
         let res = w.run(steps);
@@ -826,17 +839,19 @@ impl<'a: 'z, 'z: 's, 's> World<'a, 'z, 's> {
     fn power_cut(&mut self) -> Result<(), String> {
         let step = self.step;
         let acked = self.acked_upto;
-        let (writes, flushes, refusals, unsupported) = {
+        let (writes, flushes, refusals, unsupported, itx_refusals) = {
             let st = self.p.st();
             (
                 st.writes,
                 st.flushes,
                 st.alloc_refusals,
                 st.flushes_not_supported,
+                st.itx_refusals,
             )
         };
+        let lwb_refusals = self.p.lwbs.refusals();
         self.trace.push(|| {
-            format!("POWER CUT      at step {step}: {CRASH_IMAGES_PER_CUT}+1 crash images, records 1..={acked} acknowledged; {writes} writes, {flushes} flushes ({unsupported} not supported), {refusals} log-space refusals so far")
+            format!("POWER CUT      at step {step}: {CRASH_IMAGES_PER_CUT}+1 crash images, records 1..={acked} acknowledged; {writes} writes, {flushes} flushes ({unsupported} not supported), {refusals} log-space, {lwb_refusals} lwb-pool and {itx_refusals} itx-pool refusals so far")
         });
         self.check_image(None)
             .map_err(|e| format!("power cut (every unflushed write lost): {e}"))?;

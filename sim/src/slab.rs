@@ -48,6 +48,8 @@ struct SlabMeta {
     live: Vec<bool>,
     allocs: u64,
     frees: u64,
+    /// Allocations refused because every slot was in use.
+    refusals: u64,
 }
 
 /// A fixed-capacity pool of `T` that trashes freed items.
@@ -122,7 +124,10 @@ impl<T> TrashSlab<T> {
     /// `None` when the pool is empty.
     pub fn alloc(&self, value: T) -> Option<SlabBox<'_, T>> {
         let mut meta = self.meta.lock().expect("slab meta");
-        let i = meta.free.pop()?;
+        let Some(i) = meta.free.pop() else {
+            meta.refusals += 1;
+            return None;
+        };
         let p = self.slots[i].cell.get().cast::<u8>();
         // SAFETY: slot `i` was free (no box owns it) and we hold `meta`'s lock,
         // so only we touch it; `fill_trash` wrote all its `size_of::<T>()`
@@ -159,6 +164,11 @@ impl<T> TrashSlab<T> {
     pub fn counts(&self) -> (u64, u64) {
         let m = self.meta.lock().expect("slab meta");
         (m.allocs, m.frees)
+    }
+
+    /// Allocations refused so far because the pool was empty.
+    pub fn refusals(&self) -> u64 {
+        self.meta.lock().expect("slab meta").refusals
     }
 
     /// Every "modified after free" report so far.
