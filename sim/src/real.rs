@@ -9,8 +9,9 @@
 //! held — `commit` and `waiter_timeout` (they fill and issue the lwbs they
 //! close: `get_data`, `submit_indirect`, the seal, `submit_write`) and
 //! `io_done` (`submit_flush`, and `submit_write` of a handed-off lwb) — run
-//! on [`Worker`] threads: one per committer and [`COMPLETION_THREADS`] for
-//! completions. At those platform calls a worker may park
+//! through [`Worker`] handles on a [`Pool`] of threads (one handle per
+//! committer and [`COMPLETION_THREADS`] for completions; a parked call
+//! keeps its thread). At those platform calls a worker may park
 //! ([`crate::baton`]); the scheduler then goes on picking actions (other
 //! committers' assigns, commits and polls, completions, the clock, the
 //! checkpoint, power cuts) and later picks "resume" for the parked call as
@@ -35,7 +36,7 @@
 //! assign while it is parked get higher ids and are not counted as
 //! acknowledged by it.
 
-use crate::baton::{Event, Job, Worker};
+use crate::baton::{Event, Job, Pool, Worker};
 use crate::oracle::{self, opaque_body, Expect, RecKind, RecSpec};
 use crate::platform::{
     pattern_byte, SimPlatform, ITX_POOL_ITEMS_SMALL, LOG_VDEV_BYTES_CHOICES, LWB_POOL_ITEMS_CHOICES,
@@ -209,15 +210,17 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
     let head = zil.chain_head().blkptr();
     let zil = &zil;
     std::thread::scope(|s| {
+        // One thread per actor that can be inside a call at once.
+        let pool = Pool::spawn(s, ncommitters + COMPLETION_THREADS);
         let mut w = World {
             p: &p,
             zil,
             rng,
             faults: *faults,
             committers: vec![CState::Idle; ncommitters],
-            committer_threads: (0..ncommitters).map(|_| Worker::spawn(s)).collect(),
+            committer_threads: (0..ncommitters).map(|_| pool.worker()).collect(),
             completion_threads: (0..COMPLETION_THREADS)
-                .map(|_| (Worker::spawn(s), None))
+                .map(|_| (pool.worker(), None))
                 .collect(),
             park_ppm,
             woken_early: Vec::new(),
@@ -242,6 +245,7 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
                 if itx_pool == usize::MAX { "unbounded".to_string() } else { itx_pool.to_string() }
             )
         });
+        drop(pool);
         let res = w.run(steps);
         // A failure may leave calls parked: let them run to their end
         // (nothing is checked any more) so the scope can join their threads.
