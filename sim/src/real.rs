@@ -39,7 +39,8 @@
 use crate::baton::{Event, Job, Pool, Worker};
 use crate::oracle::{self, opaque_body, Expect, RecKind, RecSpec};
 use crate::platform::{
-    pattern_byte, SimPlatform, ITX_POOL_ITEMS_SMALL, LOG_VDEV_BYTES_CHOICES, LWB_POOL_ITEMS_CHOICES,
+    pattern_byte, SimPlatform, ITX_POOL_ITEMS_SMALL, LOG_VDEV_BYTES_CHOICES,
+    LWB_POOL_ITEMS_CHOICES, LWB_SLAB_ITEMS,
 };
 use crate::rng::Rng;
 use crate::{FaultSet, SeedOutcome, Trace};
@@ -239,10 +240,18 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
         };
         w.checkpoint_every_steps = CHECKPOINT_EVERY_STEPS_CHOICES
             [w.rng.below(CHECKPOINT_EVERY_STEPS_CHOICES.len() as u64) as usize];
+        if lwb_pool < LWB_SLAB_ITEMS {
+            // A small lwb pool is back-pressure already; with a slow sync
+            // actor on top the log would sit stalled (commits retrying)
+            // for most of the seed.
+            w.checkpoint_every_steps = 1;
+        }
+        let every = w.checkpoint_every_steps;
         w.trace.push(|| {
             format!(
-                "seed {seed}: {ncommitters} committers, lwb pool {lwb_pool}, itx pool {}, log devices of {region} bytes, parks at {park_ppm} ppm",
-                if itx_pool == usize::MAX { "unbounded".to_string() } else { itx_pool.to_string() }
+                "seed {seed}: {ncommitters} committers, lwb pool {lwb_pool}, itx pool {}, log devices of {region} bytes, sync every {} steps, parks at {park_ppm} ppm",
+                if itx_pool == usize::MAX { "unbounded".to_string() } else { itx_pool.to_string() },
+                every
             )
         });
         drop(pool);

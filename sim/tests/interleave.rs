@@ -6,14 +6,15 @@ use rzil_sim::{run, run_seed, Model, SimArgs};
 
 /// Seeds on which the simulator found, by itself, the bug fixed in 1e82925
 /// (`retry_unlinked`): with the old `leave_unlinked` (back-pressure in a
-/// later round of a commit marked its already-linked waiter Unlinked), seed
-/// 76 fails at step 59 with "committer-1 acknowledged records 1..=7, but
-/// record 6 (Copied, 4717 bytes) acknowledged but only 0 bytes of it were
-/// ever submitted for writing"; seed 1064 at step 85 the same way (record
-/// 12); seed 1842 at step 704 with an acknowledged record lost after a
-/// power cut. Each needs a commit parked inside its fill while another
-/// committer assigns, and an lwb pool of four.
-const RETRY_UNLINKED_SEEDS: [(u64, u32); 3] = [(76, 60), (1064, 86), (1842, 705)];
+/// later round of a commit marked its already-linked waiter Unlinked),
+/// seeds 0..2000 fail at 76 (step 59: "committer-1 acknowledged records
+/// 1..=7, but record 6 (Copied, 4717 bytes) acknowledged but only 0 bytes
+/// of it were ever submitted for writing"), 409 (step 197: an acknowledged
+/// record lost after a power cut), 1064 (step 85, as 76) and 1842 (step
+/// 704, as 409). Each needs a commit parked inside its fill while another
+/// committer assigns, and a small lwb pool. With each: the step just past
+/// the failure.
+const RETRY_UNLINKED_SEEDS: [(u64, u32); 4] = [(76, 60), (409, 198), (1064, 86), (1842, 705)];
 
 #[test]
 fn the_seeds_that_found_the_relinked_waiter_pass_on_the_fixed_core() {
