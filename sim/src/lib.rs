@@ -5,7 +5,10 @@
 //! completion contexts (deliver any pending write, flush or WR_INDIRECT
 //! completion, in any order, sometimes with an error), the checkpoint
 //! (`zil_sync`) actor, the clock, and power cuts — so any failure replays
-//! exactly from its seed.
+//! exactly from its seed. On the real core, the calls that fill and issue
+//! lwbs with no lock held (`commit`, `waiter_timeout`, `io_done`) run on
+//! [`baton`] workers that may park inside the core at those lock-free
+//! points, so the other actors also run in the middle of them.
 //!
 //! Two lwb paths run under the same scheduler and faults:
 //!
@@ -21,6 +24,7 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod baton;
 pub mod disk;
 pub mod model;
 pub mod oracle;
@@ -160,6 +164,12 @@ pub struct FaultSet {
     /// durable on completion and its flushes answer "not supported" (the
     /// core must mark it `nowritecache` and stop flushing it).
     pub no_cache_device: bool,
+    /// Some seeds give the log a small itx pool
+    /// (`platform::ITX_POOL_ITEMS_SMALL`), so `assign` and a WR_NEED_COPY
+    /// split meet back-pressure. Off by default: on the current core it
+    /// can leave every commit retrying for good (see
+    /// `tests/core_findings.rs`).
+    pub itx_pool: bool,
 }
 
 impl Default for FaultSet {
@@ -176,6 +186,7 @@ impl Default for FaultSet {
             crafted: true,
             nocacheflush: false,
             no_cache_device: false,
+            itx_pool: false,
         }
     }
 }
@@ -194,6 +205,7 @@ impl FaultSet {
         crafted: false,
         nocacheflush: false,
         no_cache_device: false,
+        itx_pool: false,
     };
 
     /// Whether these faults make loss of acknowledged records expected.
@@ -203,7 +215,7 @@ impl FaultSet {
 
     /// Names accepted by [`FaultSet::parse`].
     pub const NAMES: &'static str =
-        "none, default, io, flush, power, multi-vdev, stale, dup-inflight, lying-flush, alloc, crafted, nocacheflush, no-cache-device";
+        "none, default, io, flush, power, multi-vdev, stale, dup-inflight, lying-flush, alloc, crafted, nocacheflush, no-cache-device, itx-pool";
 
     /// Parse a comma-separated list (`default` = the standard set).
     pub fn parse(list: &str) -> Result<FaultSet, String> {
@@ -217,6 +229,7 @@ impl FaultSet {
                         lying_flush: f.lying_flush,
                         nocacheflush: f.nocacheflush,
                         no_cache_device: f.no_cache_device,
+                        itx_pool: f.itx_pool,
                         ..d
                     };
                 }
@@ -231,6 +244,7 @@ impl FaultSet {
                 "crafted" => f.crafted = true,
                 "nocacheflush" => f.nocacheflush = true,
                 "no-cache-device" => f.no_cache_device = true,
+                "itx-pool" => f.itx_pool = true,
                 _ => {
                     return Err(format!(
                         "unknown fault {name:?} (one of: {})",
@@ -355,6 +369,23 @@ fn install_quiet_hook() {
     });
 }
 
+/// Mark this thread as one that only runs the code under test (a
+/// [`baton::Worker`]): its panics are failures a seed reports, so the hook
+/// stays quiet for them.
+pub(crate) fn quiet_panics_on_this_thread() {
+    install_quiet_hook();
+    IN_SEED.with(|f| f.set(true));
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
+        .unwrap_or_else(|| "panic".into())
+}
+
 /// Run one seed, catching a panic of the code under test as a failure.
 pub fn run_seed(args: &SimArgs, seed: u64, trace: bool) -> SeedOutcome {
     install_quiet_hook();
@@ -366,17 +397,10 @@ pub fn run_seed(args: &SimArgs, seed: u64, trace: bool) -> SeedOutcome {
     IN_SEED.with(|f| f.set(false));
     match res {
         Ok(o) => o,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_else(|| "panic".into());
-            SeedOutcome {
-                failure: Some(format!("panic: {msg}")),
-                ..Default::default()
-            }
-        }
+        Err(payload) => SeedOutcome {
+            failure: Some(format!("panic: {}", panic_message(payload.as_ref()))),
+            ..Default::default()
+        },
     }
 }
 

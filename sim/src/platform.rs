@@ -1,16 +1,24 @@
 //! The simulator's platform for the real core: every submission becomes a
 //! pending I/O the scheduler completes later, in any order; blocks land on
 //! [`Disks`]; lwb objects live in a [`TrashSlab`].
+//!
+//! The calls the core makes with no lock held (`get_data`,
+//! `submit_indirect`, the block seal's `fletcher_4_native`, `submit_write`,
+//! `submit_flush`) are yield points ([`baton::yield_point`]): a core call
+//! running on a worker may park there while the scheduler runs other
+//! actors. Each first checks that the calling thread really holds no core
+//! lock (the platform contract); a call made with one held is a violation.
 
+use crate::baton;
 use crate::disk::{DiskIoId, Disks};
 use crate::rng::Rng;
-use crate::slab::{SimRawMutex, SlabBox, TrashSlab};
+use crate::slab::{sim_locks_held_here, SimRawMutex, SlabBox, TrashSlab};
 use rzil::format::{self, Blkptr, ByteOrder, RecordIter, ZioCksum};
 use rzil::itx::Itx;
 use rzil::lwb::{LwbObj, LwbState};
 use rzil::{AllocError, BlockAddr, IndirectBlock, IoError, IoKind, IoToken, Platform, WaiterId};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// Log-block devices are vdevs `0..log_vdevs`; WR_INDIRECT data goes here.
@@ -24,6 +32,17 @@ const PAGE_BYTES: u64 = 4096;
 pub const FOID_BASE: u64 = 1 << 32;
 /// lwb objects in the slab: the core's in-flight bound plus the tail.
 pub const LWB_SLAB_ITEMS: usize = rzil::limits::LWB_INFLIGHT_MAX + 2;
+/// lwb pool sizes (objects) a seed picks from: the full pool, or a small
+/// one that runs out (`Limit::LwbPool` back-pressure) while lwbs are in
+/// flight. Two is the least a log can run with (the tail and the lwb
+/// closed before it).
+pub const LWB_POOL_ITEMS_CHOICES: [usize; 4] = [LWB_SLAB_ITEMS, LWB_SLAB_ITEMS, 4, 2];
+/// The small itx pool (objects) the `itx-pool` fault gives some seeds: it
+/// runs out while records wait on the commit list or in the open tail, so
+/// `assign` and a WR_NEED_COPY split meet back-pressure
+/// (`Limit::ItxPool`). Otherwise the pool is unbounded, as
+/// `kmem_cache_alloc(KM_SLEEP)` never fails.
+pub const ITX_POOL_ITEMS_SMALL: usize = 12;
 /// Completed tokens remembered for stale/duplicate re-delivery.
 pub const COMPLETED_TOKENS_KEPT: usize = 32;
 
@@ -48,6 +67,32 @@ pub struct Piece {
     pub data_offset: u64,
     /// Data length of the piece.
     pub data_len: u64,
+}
+
+/// An itx from the simulator's itx pool: dropping it gives its place back.
+#[derive(Debug)]
+pub struct PooledItx<'a> {
+    itx: Box<Itx>,
+    live: &'a AtomicUsize,
+}
+
+impl std::ops::Deref for PooledItx<'_> {
+    type Target = Itx;
+    fn deref(&self) -> &Itx {
+        &self.itx
+    }
+}
+
+impl std::ops::DerefMut for PooledItx<'_> {
+    fn deref_mut(&mut self) -> &mut Itx {
+        &mut self.itx
+    }
+}
+
+impl Drop for PooledItx<'_> {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Everything mutable on the platform.
@@ -91,6 +136,8 @@ pub struct SimState {
     pub alloc_refusals: u64,
     /// Flushes answered "not supported" (a device without a write cache).
     pub flushes_not_supported: u64,
+    /// itx allocations refused because the itx pool was empty.
+    pub itx_refusals: u64,
 }
 
 /// The platform; the core holds `&SimPlatform`.
@@ -100,12 +147,23 @@ pub struct SimPlatform {
     clock_ns: AtomicU64,
     /// The lwb pool (trashing).
     pub lwbs: TrashSlab<LwbObj>,
+    /// itxs handed out and not yet dropped.
+    itxs_live: AtomicUsize,
+    /// Most itxs out at once.
+    itx_pool_items: usize,
 }
 
 impl SimPlatform {
     /// A platform whose choices (block placement, GUIDs, latencies) come
-    /// from `seed`, with `log_vdevs` log devices of `log_vdev_bytes` each.
-    pub fn new(seed: u64, log_vdevs: u32, lying_flush: bool, log_vdev_bytes: u64) -> Self {
+    /// from `seed`, with `log_vdevs` log devices of `log_vdev_bytes` each
+    /// and an lwb pool of `lwb_pool_items` objects.
+    pub fn new(
+        seed: u64,
+        log_vdevs: u32,
+        lying_flush: bool,
+        log_vdev_bytes: u64,
+        lwb_pool_items: usize,
+    ) -> Self {
         let pages = (log_vdev_bytes / PAGE_BYTES) as usize;
         let mut disks = Disks::new();
         disks.lying_flush = lying_flush;
@@ -131,10 +189,24 @@ impl SimPlatform {
                 flushes: 0,
                 alloc_refusals: 0,
                 flushes_not_supported: 0,
+                itx_refusals: 0,
             }),
             clock_ns: AtomicU64::new(1_000_000),
-            lwbs: TrashSlab::new("zil_lwb_cache", LWB_SLAB_ITEMS),
+            lwbs: TrashSlab::new("zil_lwb_cache", lwb_pool_items),
+            itxs_live: AtomicUsize::new(0),
+            itx_pool_items: usize::MAX,
         }
+    }
+
+    /// The same platform with an itx pool of `items` objects.
+    pub fn with_itx_pool(mut self, items: usize) -> Self {
+        self.itx_pool_items = items;
+        self
+    }
+
+    /// itxs handed out and not yet dropped.
+    pub fn itxs_live(&self) -> usize {
+        self.itxs_live.load(Ordering::Relaxed)
     }
 
     /// The state.
@@ -173,6 +245,19 @@ impl SimPlatform {
         }
         st.completed.push(p.io);
         p.io
+    }
+
+    /// A call the core makes with no lock held: check that it holds none
+    /// (a violation otherwise, and no yield: another thread would find the
+    /// lock held), then let the scheduler run other actors here.
+    fn unlocked(&self, point: &'static str) {
+        if sim_locks_held_here() > 0 {
+            self.st().violations.push(format!(
+                "{point} called with a core lock held (the platform contract: none)"
+            ));
+            return;
+        }
+        baton::yield_point(point);
     }
 
     fn latency(st: &mut SimState, flush: bool) -> u64 {
@@ -245,7 +330,7 @@ impl<'a> Platform for &'a SimPlatform {
     type RawMutex = SimRawMutex;
     type IssuerRawMutex = SimRawMutex;
     type LwbBox = SlabBox<'a, LwbObj>;
-    type ItxBox = Box<Itx>;
+    type ItxBox = PooledItx<'a>;
     type Buf = Vec<u8>;
     type Slots<T: Send> = Box<[T]>;
 
@@ -261,9 +346,22 @@ impl<'a> Platform for &'a SimPlatform {
         self.lwbs.alloc(lwb).ok_or(AllocError)
     }
 
-    fn alloc_itx(&self) -> Result<Box<Itx>, AllocError> {
+    fn alloc_itx(&self) -> Result<PooledItx<'a>, AllocError> {
+        let cap = self.itx_pool_items;
+        let took = self
+            .itxs_live
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < cap).then_some(n + 1)
+            });
+        if took.is_err() {
+            self.st().itx_refusals += 1;
+            return Err(AllocError);
+        }
         // As a pool may hand one out after reuse: junk in the body.
-        Ok(Box::new(Itx::with_body_bytes(0xa5)))
+        Ok(PooledItx {
+            itx: Box::new(Itx::with_body_bytes(0xa5)),
+            live: &self.itxs_live,
+        })
     }
 
     fn alloc_buf(&self, size_bytes: u32) -> Result<Vec<u8>, AllocError> {
@@ -341,6 +439,9 @@ impl<'a> Platform for &'a SimPlatform {
             disk_id,
             ready_ns,
         });
+        drop(st);
+        // Submitted: its completion may come before this call returns.
+        self.unlocked("submit_write");
     }
 
     fn submit_flush(&self, io: IoToken, vdev: u32) {
@@ -359,9 +460,12 @@ impl<'a> Platform for &'a SimPlatform {
             disk_id,
             ready_ns,
         });
+        drop(st);
+        self.unlocked("submit_flush");
     }
 
     fn get_data(&self, foid: u64, offset: u64, out: &mut [u8]) -> Result<(), IoError> {
+        self.unlocked("get_data");
         for (i, b) in out.iter_mut().enumerate() {
             *b = pattern_byte(foid, offset + i as u64);
         }
@@ -390,10 +494,18 @@ impl<'a> Platform for &'a SimPlatform {
             disk_id,
             ready_ns,
         });
+        drop(st);
+        self.unlocked("submit_indirect");
         Ok(IndirectBlock {
             blkptr: Blkptr::log_block(DATA_VDEV, at, size as u32, ZioCksum::ZERO, 1),
             vdev: DATA_VDEV,
         })
+    }
+
+    /// Sealing a block, just before its write is submitted.
+    fn fletcher_4_native(&self, data: &[u8]) -> ZioCksum {
+        self.unlocked("seal");
+        format::fletcher_4_native(data)
     }
 
     fn wake(&self, waiter: WaiterId) {
@@ -435,7 +547,7 @@ mod tests {
 
     #[test]
     fn illegal_lwb_steps_are_violations() {
-        let p = SimPlatform::new(1, 1, false, 1 << 20);
+        let p = SimPlatform::new(1, 1, false, 1 << 20, LWB_SLAB_ITEMS);
         let pf = &p;
         pf.lwb_state_changed(5, None, LwbState::New);
         pf.lwb_state_changed(5, Some(LwbState::New), LwbState::Opened);
@@ -448,8 +560,27 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_free_call_made_with_a_core_lock_held_is_a_violation() {
+        let p = SimPlatform::new(3, 1, false, 1 << 20, LWB_SLAB_ITEMS);
+        let pf = &p;
+        let mut out = [0u8; 16];
+        pf.get_data(FOID_BASE + 1, 0, &mut out).expect("data");
+        assert!(p.st().violations.is_empty());
+        let lock = lock_api::Mutex::<SimRawMutex, ()>::new(());
+        let held = lock.lock();
+        pf.get_data(FOID_BASE + 1, 0, &mut out).expect("data");
+        drop(held);
+        let v = std::mem::take(&mut p.st().violations);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].starts_with("get_data called with a core lock held"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn a_committed_record_reports_every_step_of_its_lwb() {
-        let p = SimPlatform::new(2, 1, false, 1 << 20);
+        let p = SimPlatform::new(2, 1, false, 1 << 20, LWB_SLAB_ITEMS);
         let zil = Zil::new(&p, Config::new(1)).expect("log");
         let data = [7u8; 512];
         let rec = Record::Write {

@@ -2,9 +2,46 @@
 //! checkpoint actor, the clock and power cuts, with the reference's
 //! invariants checked after every step and the crash oracle after every
 //! power cut and every acknowledged commit.
+//!
+//! # Interleaving inside core calls
+//!
+//! The core calls that can reach a platform call made with no core lock
+//! held — `commit` and `waiter_timeout` (they fill and issue the lwbs they
+//! close: `get_data`, `submit_indirect`, the seal, `submit_write`) and
+//! `io_done` (`submit_flush`, and `submit_write` of a handed-off lwb) — run
+//! through [`Worker`] handles on a [`Pool`] of threads (one handle per
+//! committer and [`COMPLETION_THREADS`] for completions; a parked call
+//! keeps its thread). At those platform calls a worker may park
+//! ([`crate::baton`]); the scheduler then goes on picking actions (other
+//! committers' assigns, commits and polls, completions, the clock, the
+//! checkpoint, power cuts) and later picks "resume" for the parked call as
+//! one more weighted action. One thread runs at a time and every choice is
+//! the seed's, so a seed still replays exactly. `assign`, `waiter_poll`,
+//! `checkpoint` and stale re-deliveries run on the scheduler thread: they
+//! reach no such platform call (`assign`'s lock-free `alloc_itx` comes
+//! before it touches anything shared, so parking there is the same as
+//! running the call later).
+//!
+//! A power cut may fall while calls are parked: here a power cut checks
+//! crash images of the devices as they are and the run goes on, so a call
+//! parked mid-fill is exactly the state a real cut can catch (records
+//! placed in a closed lwb not yet written, a write submitted but its
+//! issuer not yet back). Nothing acknowledged depends on a parked call:
+//! a commit counts as acknowledged only when its waiter is polled `Done`.
+//! Before the final drain's power cut every parked call is resumed to its
+//! end.
+//!
+//! A commit's waiter covers the records queued when the commit was called
+//! (`upto`, counted before the call starts): records other committers
+//! assign while it is parked get higher ids and are not counted as
+//! acknowledged by it.
 
+use crate::baton::{Event, Job, Pool, Worker};
 use crate::oracle::{self, opaque_body, Expect, RecKind, RecSpec};
-use crate::platform::{pattern_byte, SimPlatform, LOG_VDEV_BYTES_CHOICES};
+use crate::platform::{
+    pattern_byte, SimPlatform, ITX_POOL_ITEMS_SMALL, LOG_VDEV_BYTES_CHOICES,
+    LWB_POOL_ITEMS_CHOICES, LWB_SLAB_ITEMS,
+};
 use crate::rng::Rng;
 use crate::{FaultSet, SeedOutcome, Trace};
 use rzil::format;
@@ -12,7 +49,7 @@ use rzil::lwb::LwbState;
 use rzil::{
     Config, Error, IoError, IoKind, IoToken, LwbView, Record, WaitStatus, WaiterId, WriteData, Zil,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// How often the sync actor may run, per seed: every step, or rarely.
 pub const CHECKPOINT_EVERY_STEPS_CHOICES: [u64; 3] = [1, 1, 150];
@@ -36,6 +73,18 @@ pub const NEED_COPY_BYTES_MAX: u64 = 40_000;
 pub const INDIRECT_BYTES_MAX: u64 = 16_384;
 /// Largest opaque record body.
 pub const OPAQUE_BYTES_MAX: u64 = 600;
+/// Worker threads that deliver completions (`io_done`), each of which may
+/// be parked inside its call: completion contexts running at once.
+pub const COMPLETION_THREADS: usize = 2;
+/// Probabilities (ppm) that a yield point parks its call, a seed picks one:
+/// always, or now and then (longer runs between parks).
+pub const PARK_PPM_CHOICES: [u32; 3] = [1_000_000, 500_000, 150_000];
+/// Mixed into the seed for the generator that picks the itx pool size.
+const ITX_POOL_STREAM: u64 = 0x17c5_9001_17c5_9001;
+/// Scheduler weight of resuming a parked committer's call.
+const RESUME_COMMITTER_WEIGHT: u32 = 5;
+/// Scheduler weight of resuming a parked completion.
+const RESUME_COMPLETION_WEIGHT: u32 = 6;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum CState {
@@ -50,13 +99,36 @@ enum CState {
         woken: bool,
         polled: bool,
     },
+    /// Inside `commit` (parked on its worker); records `1..=upto` were
+    /// queued when it was called.
+    Committing {
+        upto: u64,
+    },
+    /// Inside `waiter_timeout(w)` (parked on its worker).
+    TimingOut {
+        w: WaiterId,
+        upto: u64,
+        woken: bool,
+    },
     Stopped,
+}
+
+/// What a worker's core call returned.
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    Commit(Result<WaiterId, Error>),
+    Timeout(Result<(), Error>),
+    IoDone(Result<(), Error>),
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Action {
     Committer(usize),
-    Complete { any: bool },
+    Complete {
+        any: bool,
+    },
+    /// Resume the completion parked on completion thread `k`.
+    ResumeCompletion(usize),
     Clock,
     Checkpoint,
     PowerCut,
@@ -64,19 +136,30 @@ enum Action {
     StaleWaiter,
 }
 
-struct World<'a> {
+/// `'a`: the platform; `'z`: the log (which borrows the platform); `'s`:
+/// the thread scope of the workers (whose calls borrow the log).
+struct World<'a, 'z, 's> {
     p: &'a SimPlatform,
-    zil: Zil<&'a SimPlatform>,
+    zil: &'z Zil<&'a SimPlatform>,
     rng: Rng,
     faults: FaultSet,
     committers: Vec<CState>,
+    /// Committer `i`'s core calls run on `committer_threads[i]`.
+    committer_threads: Vec<Worker<'s, Outcome>>,
+    /// Completion threads, and the completion each one is delivering.
+    completion_threads: Vec<(Worker<'s, Outcome>, Option<IoToken>)>,
+    /// Probability (ppm) that a yield point parks its call.
+    park_ppm: u32,
+    /// Waiters woken while their commit was still inside the core (its
+    /// committer does not know their id yet).
+    woken_early: Vec<WaiterId>,
     specs: Vec<RecSpec>,
     acked_upto: u64,
     head: format::Blkptr,
     checkpoint_lr_seq: u64,
     step: u64,
     crash_states: u64,
-    states: HashMap<u64, LwbState>,
+    states: BTreeMap<u64, LwbState>,
     released: Vec<WaiterId>,
     injected_errors: u64,
     /// The sync actor runs only at multiples of this step count (a slow
@@ -91,12 +174,22 @@ struct World<'a> {
 pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome {
     let mut rng = Rng::new(seed);
     let region = LOG_VDEV_BYTES_CHOICES[rng.below(LOG_VDEV_BYTES_CHOICES.len() as u64) as usize];
+    let lwb_pool = LWB_POOL_ITEMS_CHOICES[rng.below(LWB_POOL_ITEMS_CHOICES.len() as u64) as usize];
+    // Half the seeds under `itx-pool`, from a stream of its own: without
+    // the fault every other choice of a seed stays as it was.
+    let itx_pool = if faults.itx_pool && Rng::new(seed ^ ITX_POOL_STREAM).below(2) == 0 {
+        ITX_POOL_ITEMS_SMALL
+    } else {
+        usize::MAX
+    };
     let p = SimPlatform::new(
         rng.next_u64(),
         if faults.multi_vdev { 2 } else { 1 },
         faults.lying_flush,
         region,
-    );
+        lwb_pool,
+    )
+    .with_itx_pool(itx_pool);
     let mut cfg = Config::new(SIM_OBJSET);
     cfg.commit_timeout_pct = [1, 5, 10, 50][rng.below(4) as usize];
     cfg.max_block_bytes = [16 * 1024, 32 * 1024, 128 * 1024][rng.below(3) as usize];
@@ -114,52 +207,87 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
         }
     };
     let ncommitters = rng.range(1, COMMITTERS_MAX) as usize;
+    let park_ppm = PARK_PPM_CHOICES[rng.below(PARK_PPM_CHOICES.len() as u64) as usize];
     let head = zil.chain_head().blkptr();
-    let mut w = World {
-        p: &p,
-        zil,
-        rng,
-        faults: *faults,
-        committers: vec![CState::Idle; ncommitters],
-        specs: Vec::new(),
-        acked_upto: 0,
-        head,
-        checkpoint_lr_seq: 0,
-        step: 0,
-        crash_states: 0,
-        states: HashMap::new(),
-        released: Vec::new(),
-        injected_errors: 0,
-        checkpoint_every_steps: 1,
-        verdicts: Default::default(),
-        trace: Trace::new(trace),
-    };
-    w.checkpoint_every_steps = CHECKPOINT_EVERY_STEPS_CHOICES
-        [w.rng.below(CHECKPOINT_EVERY_STEPS_CHOICES.len() as u64) as usize];
-    let res = w.run(steps);
-    let failure = res.err().map(|e| {
-        let e = format!("step {}: {e}", w.step);
-        if faults.lying_flush {
-            format!("EXPECTED LOSS (the device lies about flushes): {e}")
-        } else if faults.nocacheflush {
-            format!("EXPECTED LOSS (nocacheflush on devices with a volatile cache): {e}")
-        } else {
-            e
+    let zil = &zil;
+    std::thread::scope(|s| {
+        // One thread per actor that can be inside a call at once.
+        let pool = Pool::spawn(s, ncommitters + COMPLETION_THREADS);
+        let mut w = World {
+            p: &p,
+            zil,
+            rng,
+            faults: *faults,
+            committers: vec![CState::Idle; ncommitters],
+            committer_threads: (0..ncommitters).map(|_| pool.worker()).collect(),
+            completion_threads: (0..COMPLETION_THREADS)
+                .map(|_| (pool.worker(), None))
+                .collect(),
+            park_ppm,
+            woken_early: Vec::new(),
+            specs: Vec::new(),
+            acked_upto: 0,
+            head,
+            checkpoint_lr_seq: 0,
+            step: 0,
+            crash_states: 0,
+            states: BTreeMap::new(),
+            released: Vec::new(),
+            injected_errors: 0,
+            checkpoint_every_steps: 1,
+            verdicts: Default::default(),
+            trace: Trace::new(trace),
+        };
+        w.checkpoint_every_steps = CHECKPOINT_EVERY_STEPS_CHOICES
+            [w.rng.below(CHECKPOINT_EVERY_STEPS_CHOICES.len() as u64) as usize];
+        if lwb_pool < LWB_SLAB_ITEMS {
+            // A small lwb pool is back-pressure already; with a slow sync
+            // actor on top the log would sit stalled (commits retrying)
+            // for most of the seed.
+            w.checkpoint_every_steps = 1;
         }
-    });
-    if let Some(f) = &failure {
-        let f = f.clone();
-        w.trace.push(|| format!("FAILURE {f}"));
-    }
-    SeedOutcome {
-        steps: w.step,
-        crash_states: w.crash_states,
-        failure,
-        trace: w.trace.into_lines(),
-    }
+        let every = w.checkpoint_every_steps;
+        w.trace.push(|| {
+            format!(
+                "seed {seed}: {ncommitters} committers, lwb pool {lwb_pool}, itx pool {}, log devices of {region} bytes, sync every {} steps, parks at {park_ppm} ppm",
+                if itx_pool == usize::MAX { "unbounded".to_string() } else { itx_pool.to_string() },
+                every
+            )
+        });
+        drop(pool);
+        let res = w.run(steps);
+        // A failure may leave calls parked: let them run to their end
+        // (nothing is checked any more) so the scope can join their threads.
+        w.finish_parked();
+        w.outcome(res, faults)
+    })
 }
 
-impl World<'_> {
+impl<'a: 'z, 'z: 's, 's> World<'a, 'z, 's> {
+    /// What the seed did, from what [`World::run`] returned.
+    fn outcome(mut self, res: Result<(), String>, faults: &FaultSet) -> SeedOutcome {
+        let failure = res.err().map(|e| {
+            let e = format!("step {}: {e}", self.step);
+            if faults.lying_flush {
+                format!("EXPECTED LOSS (the device lies about flushes): {e}")
+            } else if faults.nocacheflush {
+                format!("EXPECTED LOSS (nocacheflush on devices with a volatile cache): {e}")
+            } else {
+                e
+            }
+        });
+        if let Some(f) = &failure {
+            let f = f.clone();
+            self.trace.push(|| format!("FAILURE {f}"));
+        }
+        SeedOutcome {
+            steps: self.step,
+            crash_states: self.crash_states,
+            failure,
+            trace: self.trace.into_lines(),
+        }
+    }
+
     fn run(&mut self, steps: u32) -> Result<(), String> {
         for _ in 0..steps {
             if self.committers.iter().all(|c| *c == CState::Stopped) {
@@ -190,18 +318,27 @@ impl World<'_> {
                         0
                     }
                 }
+                CState::Committing { .. } | CState::TimingOut { .. } => RESUME_COMMITTER_WEIGHT,
                 CState::Stopped => 0,
             };
             if wgt > 0 {
                 a.push((wgt, Action::Committer(i)));
             }
         }
+        let mut free_completion_thread = false;
+        for (k, (t, _)) in self.completion_threads.iter().enumerate() {
+            if t.parked().is_some() {
+                a.push((RESUME_COMPLETION_WEIGHT, Action::ResumeCompletion(k)));
+            } else {
+                free_completion_thread = true;
+            }
+        }
         let st = self.p.st();
         let ready = st.pending.iter().filter(|p| p.ready_ns <= now).count() as u32;
-        if ready > 0 {
+        if ready > 0 && free_completion_thread {
             a.push((8 + ready.min(4), Action::Complete { any: false }));
         }
-        if !st.pending.is_empty() {
+        if !st.pending.is_empty() && free_completion_thread {
             a.push((2, Action::Complete { any: true }));
         }
         if self.faults.stale && !st.completed.is_empty() {
@@ -239,6 +376,12 @@ impl World<'_> {
         match a {
             Action::Committer(i) => self.committer(i),
             Action::Complete { any } => self.complete(any, true),
+            Action::ResumeCompletion(k) => {
+                self.trace
+                    .push(|| format!("completion-{k:<3} resume io_done"));
+                let ev = self.completion_threads[k].0.resume();
+                self.completion_event(k, ev)
+            }
             Action::Clock => {
                 let ns = self.rng.range(1_000, 150_000);
                 self.p.advance_ns(ns);
@@ -333,7 +476,6 @@ impl World<'_> {
     }
 
     fn committer(&mut self, i: usize) -> Result<(), String> {
-        let me = format!("committer-{i}");
         match self.committers[i] {
             CState::Idle => {
                 let left = self.rng.range(1, RECORDS_PER_COMMIT_MAX);
@@ -358,16 +500,86 @@ impl World<'_> {
                     }
                     Err(e) => return Err(e),
                 }
+                // Counted before the call: what this commit must cover.
                 let upto = self.specs.len() as u64;
-                match self.zil.commit() {
+                self.committers[i] = CState::Committing { upto };
+                let zil = self.zil;
+                self.start_call(i, Box::new(move || Outcome::Commit(zil.commit())))
+            }
+            CState::Waiting {
+                w,
+                upto,
+                deadline,
+                woken,
+                ..
+            } => {
+                let now = self.p.now();
+                if !woken && deadline.is_some_and(|d| now >= d) {
+                    let me = format!("committer-{i}");
+                    self.trace
+                        .push(|| format!("{me:<14} waiter_timeout({w:?}) at {now}"));
+                    self.committers[i] = CState::TimingOut { w, upto, woken };
+                    let zil = self.zil;
+                    return self
+                        .start_call(i, Box::new(move || Outcome::Timeout(zil.waiter_timeout(w))));
+                }
+                self.poll(i, w, upto, woken)
+            }
+            CState::Committing { .. } | CState::TimingOut { .. } => {
+                let what = self.call_name(i);
+                self.trace
+                    .push(|| format!("{:<14} resume {what}", format!("committer-{i}")));
+                let ev = self.committer_threads[i].resume();
+                self.committer_event(i, ev)
+            }
+            CState::Stopped => Ok(()),
+        }
+    }
+
+    fn call_name(&self, i: usize) -> &'static str {
+        match self.committers[i] {
+            CState::Committing { .. } => "commit",
+            CState::TimingOut { .. } => "waiter_timeout",
+            _ => "nothing",
+        }
+    }
+
+    /// Start committer `i`'s core call on its thread (its state already
+    /// says which call) and handle what it did before it parked or returned.
+    fn start_call(&mut self, i: usize, call: Job<'s, Outcome>) -> Result<(), String> {
+        let rng = self.rng.fork();
+        let ev = self.committer_threads[i].start(call, rng, self.park_ppm);
+        self.committer_event(i, ev)
+    }
+
+    fn committer_event(&mut self, i: usize, ev: Event<Outcome>) -> Result<(), String> {
+        let me = format!("committer-{i}");
+        let what = self.call_name(i);
+        match ev {
+            Event::Parked(at) => {
+                self.trace
+                    .push(|| format!("{me:<14} {what} parked at {at}"));
+                Ok(())
+            }
+            Event::Panicked(m) => Err(format!("panic: {m} ({me}, in {what})")),
+            Event::Returned(Outcome::Commit(r)) => {
+                let CState::Committing { upto } = self.committers[i] else {
+                    return Err(format!(
+                        "{me}: a commit returned in state {:?}",
+                        self.committers[i]
+                    ));
+                };
+                match r {
                     Ok(w) => {
                         self.trace
                             .push(|| format!("{me:<14} commit -> {w:?} (records 1..={upto})"));
+                        let early = self.woken_early.iter().position(|&x| x == w);
+                        let woken = early.map(|k| self.woken_early.swap_remove(k)).is_some();
                         self.committers[i] = CState::Waiting {
                             w,
                             upto,
                             deadline: None,
-                            woken: false,
+                            woken,
                             polled: false,
                         };
                     }
@@ -379,62 +591,62 @@ impl World<'_> {
                 }
                 Ok(())
             }
-            CState::Waiting {
-                w,
-                upto,
-                deadline,
-                woken,
-                ..
-            } => {
-                let now = self.p.now();
-                if !woken && deadline.is_some_and(|d| now >= d) {
-                    self.trace
-                        .push(|| format!("{me:<14} waiter_timeout({w:?}) at {now}"));
-                    self.zil
-                        .waiter_timeout(w)
-                        .map_err(|e| format!("waiter_timeout of a live waiter: {e}"))?;
-                }
-                let st = self
-                    .zil
-                    .waiter_poll(w)
-                    .map_err(|e| format!("poll of a live waiter {w:?}: {e}"))?;
-                self.trace
-                    .push(|| format!("{me:<14} waiter_poll({w:?}) -> {st:?}"));
-                match st {
-                    WaitStatus::Done(Ok(())) => {
-                        self.released.push(w);
-                        self.acked_upto = self.acked_upto.max(upto);
-                        self.committers[i] = CState::Idle;
-                        // Acknowledged: a power cut right now (every
-                        // unflushed write lost) must keep every record.
-                        self.check_image(None).map_err(|e| {
-                            format!("{me} acknowledged records 1..={upto}, but {e}")
-                        })?;
-                    }
-                    WaitStatus::Done(Err(e)) => {
-                        self.released.push(w);
-                        if self.injected_errors == 0 {
-                            return Err(format!("commit failed ({e}) with no fault injected"));
-                        }
-                        self.committers[i] = CState::Stopped;
-                    }
-                    WaitStatus::Pending { deadline_ns, .. } => {
-                        if woken {
-                            return Err(format!("waiter {w:?} woken but still pending"));
-                        }
-                        self.committers[i] = CState::Waiting {
-                            w,
-                            upto,
-                            deadline: deadline_ns,
-                            woken: false,
-                            polled: true,
-                        };
-                    }
-                }
-                Ok(())
+            Event::Returned(Outcome::Timeout(r)) => {
+                let CState::TimingOut { w, upto, woken } = self.committers[i] else {
+                    return Err(format!(
+                        "{me}: a waiter_timeout returned in state {:?}",
+                        self.committers[i]
+                    ));
+                };
+                r.map_err(|e| format!("waiter_timeout of a live waiter: {e}"))?;
+                self.poll(i, w, upto, woken)
             }
-            CState::Stopped => Ok(()),
+            Event::Returned(Outcome::IoDone(_)) => {
+                Err(format!("{me}: an io_done returned on a committer thread"))
+            }
         }
+    }
+
+    /// Committer `i` polls its waiter `w` (records `1..=upto`).
+    fn poll(&mut self, i: usize, w: WaiterId, upto: u64, woken: bool) -> Result<(), String> {
+        let me = format!("committer-{i}");
+        let st = self
+            .zil
+            .waiter_poll(w)
+            .map_err(|e| format!("poll of a live waiter {w:?}: {e}"))?;
+        self.trace
+            .push(|| format!("{me:<14} waiter_poll({w:?}) -> {st:?}"));
+        match st {
+            WaitStatus::Done(Ok(())) => {
+                self.released.push(w);
+                self.acked_upto = self.acked_upto.max(upto);
+                self.committers[i] = CState::Idle;
+                // Acknowledged: a power cut right now (every
+                // unflushed write lost) must keep every record.
+                self.check_image(None)
+                    .map_err(|e| format!("{me} acknowledged records 1..={upto}, but {e}"))?;
+            }
+            WaitStatus::Done(Err(e)) => {
+                self.released.push(w);
+                if self.injected_errors == 0 {
+                    return Err(format!("commit failed ({e}) with no fault injected"));
+                }
+                self.committers[i] = CState::Stopped;
+            }
+            WaitStatus::Pending { deadline_ns, .. } => {
+                if woken {
+                    return Err(format!("waiter {w:?} woken but still pending"));
+                }
+                self.committers[i] = CState::Waiting {
+                    w,
+                    upto,
+                    deadline: deadline_ns,
+                    woken: false,
+                    polled: true,
+                };
+            }
+        }
+        Ok(())
     }
 
     fn complete(&mut self, any: bool, faults: bool) -> Result<(), String> {
@@ -472,18 +684,80 @@ impl World<'_> {
         } else {
             Ok(())
         };
+        let Some(k) = self
+            .completion_threads
+            .iter()
+            .position(|(t, _)| t.parked().is_none())
+        else {
+            return Err("a completion with every completion thread busy".into());
+        };
         let io = self.p.complete(i, result);
         self.trace.push(|| {
             format!(
-                "completion     lwb {} {:?} -> {:?}",
+                "completion-{k:<3} lwb {} {:?} -> {:?}",
                 io.lwb_seq(),
                 io.kind(),
                 result
             )
         });
-        self.zil
-            .io_done(io, result)
-            .map_err(|e| format!("completion of in-flight {io:?} refused: {e}"))
+        let zil = self.zil;
+        let rng = self.rng.fork();
+        self.completion_threads[k].1 = Some(io);
+        let ev = self.completion_threads[k].0.start(
+            Box::new(move || Outcome::IoDone(zil.io_done(io, result))),
+            rng,
+            self.park_ppm,
+        );
+        self.completion_event(k, ev)
+    }
+
+    fn completion_event(&mut self, k: usize, ev: Event<Outcome>) -> Result<(), String> {
+        let io = self.completion_threads[k].1;
+        match ev {
+            Event::Parked(at) => {
+                self.trace
+                    .push(|| format!("completion-{k:<3} io_done parked at {at}"));
+                Ok(())
+            }
+            Event::Returned(Outcome::IoDone(r)) => {
+                self.completion_threads[k].1 = None;
+                r.map_err(|e| format!("completion of in-flight {io:?} refused: {e}"))
+            }
+            Event::Returned(other) => Err(format!(
+                "completion thread {k} returned {other:?} for io_done"
+            )),
+            Event::Panicked(m) => Err(format!("panic: {m} (completion of {io:?})")),
+        }
+    }
+
+    /// The first actor parked inside a core call, if any: a committer by
+    /// index, or a completion thread (`Err`).
+    fn first_parked(&self) -> Option<Result<usize, usize>> {
+        let c = self
+            .committer_threads
+            .iter()
+            .position(|t| t.parked().is_some());
+        let k = || {
+            self.completion_threads
+                .iter()
+                .position(|(t, _)| t.parked().is_some())
+        };
+        c.map(Ok).or_else(|| k().map(Err))
+    }
+
+    /// Resume every parked call until it returns, with no more parking and
+    /// nothing checked (the seed is over).
+    fn finish_parked(&mut self) {
+        for t in self.committer_threads.iter_mut() {
+            if t.parked().is_some() {
+                let _ = t.finish();
+            }
+        }
+        for (t, _) in self.completion_threads.iter_mut() {
+            if t.parked().is_some() {
+                let _ = t.finish();
+            }
+        }
     }
 
     /// Re-deliver a completed token. Whether the core must refuse it for
@@ -578,17 +852,19 @@ impl World<'_> {
     fn power_cut(&mut self) -> Result<(), String> {
         let step = self.step;
         let acked = self.acked_upto;
-        let (writes, flushes, refusals, unsupported) = {
+        let (writes, flushes, refusals, unsupported, itx_refusals) = {
             let st = self.p.st();
             (
                 st.writes,
                 st.flushes,
                 st.alloc_refusals,
                 st.flushes_not_supported,
+                st.itx_refusals,
             )
         };
+        let lwb_refusals = self.p.lwbs.refusals();
         self.trace.push(|| {
-            format!("POWER CUT      at step {step}: {CRASH_IMAGES_PER_CUT}+1 crash images, records 1..={acked} acknowledged; {writes} writes, {flushes} flushes ({unsupported} not supported), {refusals} log-space refusals so far")
+            format!("POWER CUT      at step {step}: {CRASH_IMAGES_PER_CUT}+1 crash images, records 1..={acked} acknowledged; {writes} writes, {flushes} flushes ({unsupported} not supported), {refusals} log-space, {lwb_refusals} lwb-pool and {itx_refusals} itx-pool refusals so far")
         });
         self.check_image(None)
             .map_err(|e| format!("power cut (every unflushed write lost): {e}"))?;
@@ -607,6 +883,17 @@ impl World<'_> {
     /// completes is a hang.
     fn drain(&mut self) -> Result<(), String> {
         for _ in 0..DRAIN_ROUNDS_MAX {
+            // Parked calls first: each resume runs one to its next park or
+            // its end (at most YIELDS_PER_CALL_MAX parks per call).
+            if let Some(who) = self.first_parked() {
+                self.step += 1;
+                match who {
+                    Ok(i) => self.committer(i)?,
+                    Err(k) => self.act(Action::ResumeCompletion(k))?,
+                }
+                self.after_step()?;
+                continue;
+            }
             let waiting: Vec<usize> = (0..self.committers.len())
                 .filter(|&i| matches!(self.committers[i], CState::Waiting { .. }))
                 .collect();
@@ -655,12 +942,19 @@ impl World<'_> {
             return Err(format!("lwb slab: {v}"));
         }
         for wk in woken {
+            let mut known = false;
             for c in self.committers.iter_mut() {
-                if let CState::Waiting { w, woken, .. } = c {
+                if let CState::Waiting { w, woken, .. } | CState::TimingOut { w, woken, .. } = c {
                     if *w == wk {
                         *woken = true;
+                        known = true;
                     }
                 }
+            }
+            if !known {
+                // Its commit is still inside the core (parked): it does not
+                // know its waiter's id yet.
+                self.woken_early.push(wk);
             }
         }
         self.check_invariants()

@@ -11,9 +11,14 @@
 //! only way a stale handle could ever name an object.
 //!
 //! This module also provides the simulator's lock, [`SimRawMutex`]: one
-//! thread runs every actor, so a lock that is already held can never be
-//! released by anyone else; taking it again is a deadlock, reported as a
-//! panic (a failure with its seed) instead of a hang.
+//! thread runs at a time (the scheduler, or one [`crate::baton`] worker it
+//! handed the baton to), and a worker parks only where it holds no core
+//! lock, so a lock that is already held is held by the running thread
+//! itself and can never be released by anyone else; taking it again is a
+//! deadlock, reported as a panic (a failure with its seed) instead of a
+//! hang. Each thread counts the simulator locks it holds
+//! ([`sim_locks_held_here`]), so a yield point can tell that the core
+//! called the platform with a lock held.
 
 use core::cell::UnsafeCell;
 use core::mem::{size_of, MaybeUninit};
@@ -43,6 +48,8 @@ struct SlabMeta {
     live: Vec<bool>,
     allocs: u64,
     frees: u64,
+    /// Allocations refused because every slot was in use.
+    refusals: u64,
 }
 
 /// A fixed-capacity pool of `T` that trashes freed items.
@@ -117,7 +124,10 @@ impl<T> TrashSlab<T> {
     /// `None` when the pool is empty.
     pub fn alloc(&self, value: T) -> Option<SlabBox<'_, T>> {
         let mut meta = self.meta.lock().expect("slab meta");
-        let i = meta.free.pop()?;
+        let Some(i) = meta.free.pop() else {
+            meta.refusals += 1;
+            return None;
+        };
         let p = self.slots[i].cell.get().cast::<u8>();
         // SAFETY: slot `i` was free (no box owns it) and we hold `meta`'s lock,
         // so only we touch it; `fill_trash` wrote all its `size_of::<T>()`
@@ -154,6 +164,11 @@ impl<T> TrashSlab<T> {
     pub fn counts(&self) -> (u64, u64) {
         let m = self.meta.lock().expect("slab meta");
         (m.allocs, m.frees)
+    }
+
+    /// Allocations refused so far because the pool was empty.
+    pub fn refusals(&self) -> u64 {
+        self.meta.lock().expect("slab meta").refusals
     }
 
     /// Every "modified after free" report so far.
@@ -263,9 +278,21 @@ impl<T> Drop for SlabBox<'_, T> {
 // sending it sends the `T`; the slab reference is `Sync` for `T: Send`.
 unsafe impl<T: Send> Send for SlabBox<'_, T> {}
 
-/// The simulator's mutex: one thread runs every actor, so finding a lock
-/// held means the same thread holds it, a self-deadlock. It panics (the
-/// seed is reported) instead of hanging.
+thread_local! {
+    /// [`SimRawMutex`]es this thread holds.
+    static HELD: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+}
+
+/// How many simulator locks (the core's `zl_issuer_lock` and `zl_lock`)
+/// this thread holds now.
+pub fn sim_locks_held_here() -> u32 {
+    HELD.with(|h| h.get())
+}
+
+/// The simulator's mutex: one thread runs at a time and none parks
+/// holding one of these, so finding a lock held means the running thread
+/// holds it, a self-deadlock. It panics (the seed is reported) instead of
+/// hanging.
 #[derive(Debug)]
 pub struct SimRawMutex(AtomicBool);
 
@@ -287,12 +314,20 @@ unsafe impl lock_api::RawMutex for SimRawMutex {
     }
 
     fn try_lock(&self) -> bool {
-        self.0
+        let got = self
+            .0
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+            .is_ok();
+        if got {
+            HELD.with(|h| h.set(h.get() + 1));
+        }
+        got
     }
 
     unsafe fn unlock(&self) {
+        // The core never sends a guard to another thread, so the unlocking
+        // thread is the one that counted the lock.
+        HELD.with(|h| h.set(h.get().saturating_sub(1)));
         self.0.store(false, Ordering::Release);
     }
 }
@@ -332,6 +367,24 @@ mod tests {
         assert_eq!(Rc::strong_count(&rc), 2);
         drop(b);
         assert_eq!(Rc::strong_count(&rc), 1);
+    }
+
+    #[test]
+    fn held_locks_are_counted_per_thread() {
+        let a = lock_api::Mutex::<SimRawMutex, ()>::new(());
+        let b = lock_api::Mutex::<SimRawMutex, ()>::new(());
+        assert_eq!(sim_locks_held_here(), 0);
+        let ga = a.lock();
+        let gb = b.try_lock().expect("free");
+        assert!(a.try_lock().is_none());
+        assert_eq!(sim_locks_held_here(), 2);
+        std::thread::scope(|s| {
+            s.spawn(|| assert_eq!(sim_locks_held_here(), 0));
+        });
+        drop(gb);
+        assert_eq!(sim_locks_held_here(), 1);
+        drop(ga);
+        assert_eq!(sim_locks_held_here(), 0);
     }
 
     #[test]
