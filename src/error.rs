@@ -5,7 +5,8 @@ use core::fmt;
 /// Which bound was reached, for [`Error::Backpressure`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limit {
-    /// [`crate::limits::COMMIT_LIST_ITXS_MAX`].
+    /// [`crate::Config::commit_list_itxs_max`] (at most
+    /// [`crate::limits::COMMIT_LIST_ITXS_MAX`]).
     CommitListItxs,
     /// [`crate::limits::COMMIT_WAITERS_MAX`].
     CommitWaiters,

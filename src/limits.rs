@@ -56,9 +56,20 @@ pub const WRITE_DATA_BYTES_MAX: u32 = 16 * 1024 * 1024;
 pub const LWB_ITXS_MAX: usize = 128;
 
 /// Most itxs queued on the commit list (assigned but not yet placed in an
-/// lwb). Reaching it is back-pressure: `assign` fails with
-/// [`crate::Error::Backpressure`] until a commit drains the list.
+/// lwb), and the largest [`crate::Config::commit_list_itxs_max`]. Reaching
+/// it is back-pressure: `assign` fails with [`crate::Error::Backpressure`]
+/// until a commit drains the list.
 pub const COMMIT_LIST_ITXS_MAX: usize = 256;
+
+/// Fewest itxs a platform's itx pool ([`crate::Platform::alloc_itx`]) may
+/// hold, if it can run out at all, with the default
+/// [`crate::Config::commit_list_itxs_max`]: more than the commit list can
+/// queue (in general, `commit_list_itxs_max + 1`). A WR_NEED_COPY record
+/// split across blocks needs one more itx for its remainder; when the pool
+/// is empty the core closes the open tail so that its fill frees the itxs
+/// placed in it, and otherwise waits for an itx to come back. With every
+/// itx queued on the commit list none would.
+pub const ITX_POOL_ITEMS_MIN: usize = COMMIT_LIST_ITXS_MAX + 1;
 
 /// Most commit waiters alive at once (one per in-progress `commit`): room
 /// for 128 concurrent committers.

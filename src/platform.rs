@@ -145,7 +145,9 @@ pub trait Platform: Sync {
     /// Allocate an empty itx: its header as in [`crate::itx::Itx::EMPTY`]
     /// (a reused one can be emptied with [`crate::itx::Itx::reset`]); its
     /// body bytes may hold anything, the core never reads one it did not
-    /// fill.
+    /// fill. A pool that can run out must hold more itxs than
+    /// [`crate::Config::commit_list_itxs_max`]
+    /// ([`crate::limits::ITX_POOL_ITEMS_MIN`] with the default).
     fn alloc_itx(&self) -> Result<Self::ItxBox, AllocError>;
     /// Allocate a block buffer of at least `size_bytes`.
     fn alloc_buf(&self, size_bytes: u32) -> Result<Self::Buf, AllocError>;

@@ -91,6 +91,8 @@ pub struct MemState {
     /// then released) before it reads, so a test can hold one thread
     /// inside an lwb's fill while others commit.
     pub get_data_gate: Option<(u64, std::sync::Arc<std::sync::Barrier>)>,
+    /// `alloc_itx` fails while set: the platform's itx pool is used up.
+    pub itx_pool_empty: bool,
 }
 
 /// The in-memory platform. `RawMutex` is a spin lock.
@@ -307,6 +309,9 @@ impl<'a> Platform for &'a MemPlatform {
     }
 
     fn alloc_itx(&self) -> Result<Box<Itx>, AllocError> {
+        if self.st().itx_pool_empty {
+            return Err(AllocError);
+        }
         // As a pool may hand one out after reuse: junk in the body.
         Ok(Box::new(Itx::with_body_bytes(0xa5)))
     }

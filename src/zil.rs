@@ -73,6 +73,11 @@ pub struct Config {
     pub first_lr_seq: u64,
     /// Birth txg stamped into block pointers.
     pub txg: u64,
+    /// Most itxs queued on the commit list, in
+    /// [1, [`COMMIT_LIST_ITXS_MAX`]]: `assign` meets back-pressure at it. A
+    /// platform whose itx pool can run out holds more itxs than this (see
+    /// [`ITX_POOL_ITEMS_MIN`]); one with a small pool lowers it.
+    pub commit_list_itxs_max: usize,
 }
 
 impl Config {
@@ -85,6 +90,7 @@ impl Config {
             max_block_bytes: LWB_BLOCK_SIZE_MAX_BYTES,
             first_lr_seq: 0,
             txg: 1,
+            commit_list_itxs_max: COMMIT_LIST_ITXS_MAX,
         }
     }
 
@@ -95,6 +101,11 @@ impl Config {
         {
             return Err(Error::InvalidRecord(
                 "max_block_bytes not a multiple of 4 KiB in [4 KiB, 128 KiB]",
+            ));
+        }
+        if !(1..=COMMIT_LIST_ITXS_MAX).contains(&self.commit_list_itxs_max) {
+            return Err(Error::InvalidRecord(
+                "commit_list_itxs_max not in [1, COMMIT_LIST_ITXS_MAX]",
             ));
         }
         if self.commit_timeout_pct > 1000 {
@@ -807,6 +818,9 @@ impl<P: Platform> Zil<P> {
             ));
         }
         let mut iss = self.issuer.lock();
+        if iss.commit_list.len() >= self.config.commit_list_itxs_max {
+            return Err(Error::Backpressure(Limit::CommitListItxs));
+        }
         iss.commit_list
             .push_back(itx)
             .map_err(|_| Error::Backpressure(Limit::CommitListItxs))
@@ -997,8 +1011,10 @@ impl<P: Platform> Zil<P> {
 
     /// Place one itx into the tail (`zil_lwb_assign`). `Ok(None)`: placed
     /// (perhaps after splitting off a remainder, now at the commit list's
-    /// head). `Ok(Some(itx))`: does not fit, close the tail first.
-    /// `Err(itx)`: the itx pool is empty, retry later.
+    /// head). `Ok(Some(itx))`: does not fit, close the tail first (also
+    /// when a split finds the itx pool empty and the tail holds records).
+    /// `Err(itx)`: a split found the itx pool empty and the tail empty,
+    /// retry later.
     fn place(
         &self,
         iss: &mut IssuerState<P>,
@@ -1027,6 +1043,11 @@ impl<P: Platform> Zil<P> {
             }
             let mut rest = match self.platform.alloc_itx() {
                 Ok(r) => r,
+                // The pool is empty. Close the tail if it holds records:
+                // its fill frees their itxs, and this record is placed in
+                // the next lwb (sized for it) or split again then. With
+                // the tail empty, closing frees nothing: retry later.
+                Err(_) if !iss.placed.is_empty() => return Ok(Some(itx)),
                 Err(_) => return Err(itx),
             };
             rest.txg = itx.txg;

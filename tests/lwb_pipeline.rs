@@ -1244,3 +1244,87 @@ fn a_linked_waiter_stays_linked_when_a_later_round_meets_backpressure() {
     assert!(waiters.is_empty(), "waiters left behind: {waiters:?}");
     check_transitions(&p, &zil);
 }
+
+/// A WR_NEED_COPY record that must be split needs one more itx for its
+/// remainder. When the itx pool is empty and the open tail holds records,
+/// the tail is closed, so that its fill frees their itxs, and the record
+/// goes into the next lwb. It used to end the round with the waiter
+/// unlinked and retrying while the tail kept its itxs: with a pool that
+/// stays empty (nothing else frees an itx) the commit never completed.
+#[test]
+fn a_split_that_finds_the_itx_pool_empty_closes_the_tail() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    let head = zil.chain_head().blkptr();
+    let small = vec![0x3c; 1000];
+    zil.assign(1, &write_rec(&small)).unwrap();
+    // Larger than what lwb 1 (4 KiB) has left: it would be split.
+    zil.assign(
+        1,
+        &Record::Write {
+            foid: 9,
+            offset: 0,
+            data: WriteData::NeedCopy { length: 20_000 },
+        },
+    )
+    .unwrap();
+    p.st().itx_pool_empty = true;
+    let w = zil.commit().unwrap();
+    // Bounded: each pass times the waiter out or completes I/O.
+    let mut done = None;
+    for _ in 0..16 {
+        match poll(&zil, w) {
+            WaitStatus::Done(r) => {
+                done = Some(r);
+                break;
+            }
+            WaitStatus::Pending { deadline_ns, .. } => {
+                if let Some(d) = deadline_ns {
+                    p.set_now_ns(d);
+                    zil.waiter_timeout(w).unwrap();
+                }
+            }
+        }
+        p.complete_all(&zil);
+    }
+    assert_eq!(done, Some(Ok(())), "the commit never completed");
+    let (durable, _) = p.durable_records(head);
+    assert!(durable.iter().any(|r| r.2 == small), "the copied record");
+    let want: Vec<u8> = (0..20_000).map(|i| pattern_byte(9, i)).collect();
+    assert!(
+        durable.iter().any(|r| r.2 == want),
+        "the WR_NEED_COPY record, whole in one lwb"
+    );
+    assert_eq!(states(&zil).len(), 3, "lwb 1, lwb 2 and the new tail");
+    check_transitions(&p, &zil);
+}
+
+/// `Config::commit_list_itxs_max` bounds the commit list (a platform with a
+/// small itx pool keeps the pool larger than it), and must be in
+/// [1, COMMIT_LIST_ITXS_MAX].
+#[test]
+fn commit_list_itxs_max_bounds_the_commit_list() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    for bad in [0, rzil::limits::COMMIT_LIST_ITXS_MAX + 1] {
+        let mut cfg = Config::new(54);
+        cfg.commit_list_itxs_max = bad;
+        assert!(
+            matches!(Zil::new(&p, cfg), Err(Error::InvalidRecord(_))),
+            "commit_list_itxs_max {bad} accepted"
+        );
+    }
+    let mut cfg = Config::new(54);
+    cfg.commit_list_itxs_max = 2;
+    let zil = Zil::new(&p, cfg).unwrap();
+    zil.assign(1, &write_rec(b"one")).unwrap();
+    zil.assign(1, &write_rec(b"two")).unwrap();
+    assert_eq!(
+        zil.assign(1, &write_rec(b"three")),
+        Err(Error::Backpressure(Limit::CommitListItxs))
+    );
+    // A commit drains the list; then there is room again.
+    let w = zil.commit().unwrap();
+    zil.assign(1, &write_rec(b"three")).unwrap();
+    p.complete_all(&zil);
+    assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+}

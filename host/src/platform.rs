@@ -75,8 +75,8 @@ use parking_lot::{Condvar, Mutex};
 use rzil::format::ZioCksum;
 use rzil::itx::Itx;
 use rzil::limits::{
-    COMMIT_LIST_ITXS_MAX, COMMIT_RETRY_NS, COMMIT_WAITERS_MAX, LWB_BLOCK_SIZE_MAX_BYTES,
-    LWB_INFLIGHT_MAX, LWB_ITXS_MAX, WR_COPIED_DATA_BYTES_MAX,
+    COMMIT_LIST_ITXS_MAX, COMMIT_RETRY_NS, COMMIT_WAITERS_MAX, ITX_POOL_ITEMS_MIN,
+    LWB_BLOCK_SIZE_MAX_BYTES, LWB_INFLIGHT_MAX, LWB_ITXS_MAX, WR_COPIED_DATA_BYTES_MAX,
 };
 use rzil::lwb::LwbObj;
 use rzil::{
@@ -96,6 +96,10 @@ pub const IO_THREADS: usize = 4;
 pub const LWB_POOL_OBJECTS_MAX: usize = LWB_INFLIGHT_MAX + 2;
 /// itx objects: a full commit list plus four full lwbs being filled.
 pub const ITX_POOL_OBJECTS_MAX: usize = COMMIT_LIST_ITXS_MAX + 4 * LWB_ITXS_MAX;
+const _: () = assert!(
+    ITX_POOL_OBJECTS_MAX >= ITX_POOL_ITEMS_MIN,
+    "the core's itx pool minimum"
+);
 /// Block buffers (each [`LWB_BLOCK_SIZE_MAX_BYTES`]): one per in-flight lwb.
 pub const BUF_POOL_BUFFERS_MAX: usize = LWB_INFLIGHT_MAX + 2;
 /// How often the checkpoint actor looks at the log.
