@@ -4,7 +4,8 @@
 #                   OpenZFS 2.2.0 model with every bug switch off (release)
 #   make test-sim   the bounded sweep of `make test` (release, about a
 #                   minute on 2 cores): the real core over SIM_TEST_SEEDS
-#                   and over 300 seeds with no-cache-device, the OpenZFS
+#                   and over 300 seeds each with no-cache-device and
+#                   with itx-pool, the OpenZFS
 #                   2.2.0 model over SIM_TEST_SEEDS, every historic-bug
 #                   switch caught within its bound (sim/tests/bug_corpus.rs,
 #                   #15278 included). The oracle catching a lying-flush
@@ -29,6 +30,7 @@ sim: sim-build
 test-sim: sim-build
 	$(SIM_BIN) --seeds $(SIM_TEST_SEEDS) --model rzil --json
 	$(SIM_BIN) --seeds 5000..5300 --model rzil --faults default,no-cache-device --json
+	$(SIM_BIN) --seeds 6000..6300 --model rzil --faults default,itx-pool --json
 	$(SIM_BIN) --seeds $(SIM_TEST_SEEDS) --model ozfs-2.2.0 --json
 	$(CARGO) test --release -p rzil-sim --test bug_corpus -- --include-ignored
 

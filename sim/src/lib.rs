@@ -164,11 +164,12 @@ pub struct FaultSet {
     /// durable on completion and its flushes answer "not supported" (the
     /// core must mark it `nowritecache` and stop flushing it).
     pub no_cache_device: bool,
-    /// Some seeds give the log a small itx pool
-    /// (`platform::ITX_POOL_ITEMS_SMALL`), so `assign` and a WR_NEED_COPY
-    /// split meet back-pressure. Off by default: on the current core it
-    /// can leave every commit retrying for good (see
-    /// `tests/core_findings.rs`).
+    /// Half the seeds give the log a small itx pool
+    /// (`real::ITX_POOL_ITEMS_SMALL_CHOICES`) and a commit list one
+    /// shorter (the core's contract, `ITX_POOL_ITEMS_MIN`), so `assign` and
+    /// a WR_NEED_COPY split meet back-pressure. Not in `default`, so the
+    /// default sweep's seeds keep their schedules; `make test-sim` runs a
+    /// sweep with it.
     pub itx_pool: bool,
 }
 

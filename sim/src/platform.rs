@@ -37,12 +37,6 @@ pub const LWB_SLAB_ITEMS: usize = rzil::limits::LWB_INFLIGHT_MAX + 2;
 /// flight. Two is the least a log can run with (the tail and the lwb
 /// closed before it).
 pub const LWB_POOL_ITEMS_CHOICES: [usize; 4] = [LWB_SLAB_ITEMS, LWB_SLAB_ITEMS, 4, 2];
-/// The small itx pool (objects) the `itx-pool` fault gives some seeds: it
-/// runs out while records wait on the commit list or in the open tail, so
-/// `assign` and a WR_NEED_COPY split meet back-pressure
-/// (`Limit::ItxPool`). Otherwise the pool is unbounded, as
-/// `kmem_cache_alloc(KM_SLEEP)` never fails.
-pub const ITX_POOL_ITEMS_SMALL: usize = 12;
 /// Completed tokens remembered for stale/duplicate re-delivery.
 pub const COMPLETED_TOKENS_KEPT: usize = 32;
 
@@ -150,7 +144,7 @@ pub struct SimPlatform {
     /// itxs handed out and not yet dropped.
     itxs_live: AtomicUsize,
     /// Most itxs out at once.
-    itx_pool_items: usize,
+    itx_pool_items: AtomicUsize,
 }
 
 impl SimPlatform {
@@ -194,14 +188,14 @@ impl SimPlatform {
             clock_ns: AtomicU64::new(1_000_000),
             lwbs: TrashSlab::new("zil_lwb_cache", lwb_pool_items),
             itxs_live: AtomicUsize::new(0),
-            itx_pool_items: usize::MAX,
+            itx_pool_items: AtomicUsize::new(usize::MAX),
         }
     }
 
-    /// The same platform with an itx pool of `items` objects.
-    pub fn with_itx_pool(mut self, items: usize) -> Self {
-        self.itx_pool_items = items;
-        self
+    /// Give the platform an itx pool of `items` objects (unbounded until
+    /// then).
+    pub fn set_itx_pool(&self, items: usize) {
+        self.itx_pool_items.store(items, Ordering::Relaxed);
     }
 
     /// itxs handed out and not yet dropped.
@@ -347,7 +341,7 @@ impl<'a> Platform for &'a SimPlatform {
     }
 
     fn alloc_itx(&self) -> Result<PooledItx<'a>, AllocError> {
-        let cap = self.itx_pool_items;
+        let cap = self.itx_pool_items.load(Ordering::Relaxed);
         let took = self
             .itxs_live
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {

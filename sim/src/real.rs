@@ -39,8 +39,7 @@
 use crate::baton::{Event, Job, Pool, Worker};
 use crate::oracle::{self, opaque_body, Expect, RecKind, RecSpec};
 use crate::platform::{
-    pattern_byte, SimPlatform, ITX_POOL_ITEMS_SMALL, LOG_VDEV_BYTES_CHOICES,
-    LWB_POOL_ITEMS_CHOICES, LWB_SLAB_ITEMS,
+    pattern_byte, SimPlatform, LOG_VDEV_BYTES_CHOICES, LWB_POOL_ITEMS_CHOICES, LWB_SLAB_ITEMS,
 };
 use crate::rng::Rng;
 use crate::{FaultSet, SeedOutcome, Trace};
@@ -59,6 +58,15 @@ pub const SIM_OBJSET: u64 = 54;
 pub const COMMITTERS_MAX: u64 = 4;
 /// Most records one committer assigns before it commits.
 pub const RECORDS_PER_COMMIT_MAX: u64 = 4;
+/// The small itx pools (objects) the `itx-pool` fault gives some seeds. A
+/// seed with one sets the core's `commit_list_itxs_max` one below it, the
+/// most the core's contract allows (`rzil::limits::ITX_POOL_ITEMS_MIN`:
+/// more itxs than can be queued). The pool runs out while records wait on
+/// the commit list, sit in the open tail or are being filled, so `assign`
+/// (`Limit::CommitListItxs`, `Limit::ItxPool`) and a WR_NEED_COPY split
+/// meet back-pressure. Otherwise the pool is unbounded, as
+/// `kmem_cache_alloc(KM_SLEEP)` never fails.
+pub const ITX_POOL_ITEMS_SMALL_CHOICES: [usize; 3] = [3, 5, 9];
 /// Random crash images per power cut (besides the harshest one).
 pub const CRASH_IMAGES_PER_CUT: u32 = 3;
 /// A power cut happens at a step with this probability (ppm).
@@ -177,8 +185,10 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
     let lwb_pool = LWB_POOL_ITEMS_CHOICES[rng.below(LWB_POOL_ITEMS_CHOICES.len() as u64) as usize];
     // Half the seeds under `itx-pool`, from a stream of its own: without
     // the fault every other choice of a seed stays as it was.
-    let itx_pool = if faults.itx_pool && Rng::new(seed ^ ITX_POOL_STREAM).below(2) == 0 {
-        ITX_POOL_ITEMS_SMALL
+    let mut itx_rng = Rng::new(seed ^ ITX_POOL_STREAM);
+    let itx_pool = if faults.itx_pool && itx_rng.below(2) == 0 {
+        ITX_POOL_ITEMS_SMALL_CHOICES
+            [itx_rng.below(ITX_POOL_ITEMS_SMALL_CHOICES.len() as u64) as usize]
     } else {
         usize::MAX
     };
@@ -188,12 +198,15 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
         faults.lying_flush,
         region,
         lwb_pool,
-    )
-    .with_itx_pool(itx_pool);
+    );
     let mut cfg = Config::new(SIM_OBJSET);
     cfg.commit_timeout_pct = [1, 5, 10, 50][rng.below(4) as usize];
     cfg.max_block_bytes = [16 * 1024, 32 * 1024, 128 * 1024][rng.below(3) as usize];
     cfg.nocacheflush = faults.nocacheflush;
+    if itx_pool != usize::MAX {
+        p.set_itx_pool(itx_pool);
+        cfg.commit_list_itxs_max = itx_pool - 1;
+    }
     if faults.no_cache_device && rng.below(2) == 0 {
         p.st().disks.no_write_cache.push(0);
     }
