@@ -138,6 +138,10 @@ pub struct ZioCounts {
     pub write_parent_next: bool,
     /// This lwb's root zio is a child of the next lwb's root zio.
     pub root_parent_next: bool,
+    /// This lwb's flushes were deferred into the next lwb (#15278): its
+    /// root is done without them, so its records are durable only once
+    /// the next lwb's root is.
+    pub flush_deferred_next: bool,
     /// Flushes issued by this lwb.
     pub flushes_issued: u16,
 }

@@ -1779,6 +1779,7 @@ impl<P: Platform> Zil<P> {
             return None;
         }
         if o.waiters == 0 && next_issued {
+            o.zio.flush_deferred_next = true;
             log.obj(i + 1).vdevs |= vdevs;
             log.stats.flushes_deferred += 1;
             return None;
@@ -1812,6 +1813,8 @@ impl<P: Platform> Zil<P> {
         self.stepped(o, LwbState::WriteDone);
         let seq = o.id.seq;
         let max_lr_seq = o.max_lr_seq;
+        let deferred = o.zio.flush_deferred_next;
+        debug_assert!(!deferred || o.waiters == 0, "a waiter on an unflushed lwb");
         let latency = now.saturating_sub(o.issued_ns);
         let own = o.root_error.or(o.write_error).or(o.error);
         let result = match own.or(log.failed_through(seq)) {
@@ -1824,6 +1827,11 @@ impl<P: Platform> Zil<P> {
             (log.last_latency_ns * 7 + latency) / 8
         };
         match result {
+            // An lwb whose flushes went into the next one is done with its
+            // block still in a volatile cache: its records are durable when
+            // the next lwb's root is, which comes later (its root is a
+            // child of it) and carries a max_lr_seq at least as high.
+            Ok(()) if deferred => {}
             Ok(()) => log.durable_lr_seq = log.durable_lr_seq.max(max_lr_seq),
             Err(e) => {
                 log.stats.lwb_errors += 1;

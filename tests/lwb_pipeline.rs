@@ -1328,3 +1328,72 @@ fn commit_list_itxs_max_bounds_the_commit_list() {
     p.complete_all(&zil);
     assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
 }
+
+/// `durable_lr_seq` (`zl_commit_lr_seq`) names only records a replaying
+/// reader will find. An lwb without waiters whose successor is ISSUED
+/// defers its flushes into that successor (#15278): it reaches FLUSH_DONE
+/// as soon as its write is done, with its block still in the device's
+/// volatile cache. Its records are durable only once the successor's
+/// flush is; until then they must not count as durable (ztest's "missing
+/// log records" check), and a checkpoint at `durable_lr_seq` must not free
+/// their lwb. Here the successor's flush fails: they never become durable.
+#[test]
+fn durable_lr_seq_waits_for_the_flush_an_lwb_deferred() {
+    // Once with flushes that succeed, once with flushes that fail.
+    for flush_result in [Ok(()), Err(IoError::Io)] {
+        let p = MemPlatform::new(64 * MIB, 64);
+        let zil = new_log(&p);
+        let head = zil.chain_head().blkptr();
+        // One commit over several lwbs: only the last one has a waiter.
+        for i in 0..30u8 {
+            zil.assign(1, &write_rec(&[i; 1000])).unwrap();
+        }
+        let w = zil.commit().unwrap();
+        assert!(states(&zil).len() >= 3, "several lwbs: {:?}", states(&zil));
+        // Complete the block writes only, oldest first.
+        for _ in 0..1000 {
+            let i = p
+                .st()
+                .pending
+                .iter()
+                .position(|x| x.io.kind() == IoKind::Write);
+            let Some(i) = i else { break };
+            p.complete(&zil, i, Ok(()));
+        }
+        assert!(zil.stats().flushes_deferred >= 1, "{:?}", zil.stats());
+        let (durable, _) = p.durable_records(head);
+        assert!(durable.is_empty(), "no flush has completed yet");
+        assert_eq!(
+            zil.durable_lr_seq(),
+            0,
+            "records in the volatile cache are not durable"
+        );
+        assert_eq!(
+            zil.checkpoint(zil.durable_lr_seq()).unwrap().lwbs_freed,
+            0,
+            "a checkpoint at durable_lr_seq frees no lwb whose flush is pending"
+        );
+        // Now the flushes complete.
+        for _ in 0..1000 {
+            if p.pending_len() == 0 {
+                break;
+            }
+            p.complete(&zil, 0, flush_result);
+        }
+        let (durable, _) = p.durable_records(head);
+        let durable_max = durable.iter().map(|r| r.0).max().unwrap_or(0);
+        assert!(
+            zil.durable_lr_seq() <= durable_max,
+            "durable_lr_seq {} but a reader finds records up to {durable_max}",
+            zil.durable_lr_seq()
+        );
+        match flush_result {
+            Ok(()) => {
+                assert_eq!(poll(&zil, w), WaitStatus::Done(Ok(())));
+                assert_eq!(zil.durable_lr_seq(), 30);
+            }
+            Err(_) => assert!(matches!(poll(&zil, w), WaitStatus::Done(Err(_)))),
+        }
+        check_transitions(&p, &zil);
+    }
+}
