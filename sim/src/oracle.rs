@@ -66,6 +66,10 @@ pub struct Expect<'a> {
     pub pieces: &'a HashMap<u64, Vec<Piece>>,
     /// Records `1..=acked_upto` were acknowledged as durable.
     pub acked_upto: u64,
+    /// The core's `durable_lr_seq` (`zl_commit_lr_seq`): every record
+    /// piece with a seq up to it (above the checkpoint) must be in the
+    /// image, intact, acknowledged or not.
+    pub durable_lr_seq: u64,
     /// Verdicts on records carried inline, by lr seq, kept across checks:
     /// a block that verifies holds exactly the bytes its writer sealed
     /// (one block per seq in a chain), so its inline records need judging
@@ -300,6 +304,30 @@ pub fn check(image: &CrashImage<'_>, ex: &Expect<'_>) -> Result<Seen, String> {
                         summary.blocks_accepted
                     ))
                 }
+            }
+        }
+    }
+    // What the core calls durable is durable, acknowledged or not: a
+    // checkpoint at `durable_lr_seq` frees the blocks before it.
+    let mut claimed: Vec<(u64, u64)> = ex
+        .pieces
+        .iter()
+        .flat_map(|(&id, ps)| ps.iter().map(move |p| (p.lr_seq, id)))
+        .filter(|&(seq, _)| seq > ex.checkpoint_lr_seq && seq <= ex.durable_lr_seq)
+        .collect();
+    claimed.sort_unstable();
+    for (seq, id) in claimed {
+        match v.found.get(&seq) {
+            Some(f) if f.intact && f.id == id => {}
+            found => {
+                return Err(format!(
+                    "record {id} (lr_seq {seq}) is at or below the core's durable_lr_seq {} but {} after power cut: the chain from block seq {} ends {} after {} blocks",
+                    ex.durable_lr_seq,
+                    if found.is_some() { "damaged" } else { "lost" },
+                    ex.head.verifier().seq(),
+                    summary.end.name(),
+                    summary.blocks_accepted
+                ))
             }
         }
     }

@@ -836,6 +836,7 @@ impl<'a: 'z, 'z: 's, 's> World<'a, 'z, 's> {
     fn check_image(&mut self, rng: Option<&mut Rng>) -> Result<(), String> {
         // Crafted blocks go into power-cut images (not the per-ack check).
         let craft = self.faults.crafted && rng.is_some();
+        let durable_lr_seq = self.zil.durable_lr_seq();
         let st = self.p.st();
         let mut image = st.disks.crash_image(rng);
         let ex = Expect {
@@ -844,6 +845,7 @@ impl<'a: 'z, 'z: 's, 's> World<'a, 'z, 's> {
             specs: &self.specs,
             pieces: &st.pieces,
             acked_upto: self.acked_upto,
+            durable_lr_seq,
             verdicts: &self.verdicts,
         };
         let mut r = oracle::check(&image, &ex);
