@@ -50,7 +50,8 @@ pub enum Error {
     /// the commit is NOT durable.
     Io(IoError),
     /// The log failed earlier (I/O error or no space) and accepts no new
-    /// commits until a checkpoint covering every record restarts it.
+    /// records or commits. Its chain stays readable up to the last lwb
+    /// that completed: replay it and start a new log to go on.
     LogFailed,
     /// A record is malformed or over a limit (the message names which).
     InvalidRecord(&'static str),
@@ -66,7 +67,7 @@ impl fmt::Display for Error {
             Error::Backpressure(l) => write!(f, "back-pressure: limit {l:?} reached"),
             Error::NoLogSpace => f.write_str("no space for the next log block"),
             Error::Io(e) => write!(f, "log I/O failed: {e:?}"),
-            Error::LogFailed => f.write_str("log failed earlier; checkpoint to restart it"),
+            Error::LogFailed => f.write_str("log failed earlier; replay it and start a new log"),
             Error::InvalidRecord(why) => write!(f, "invalid record: {why}"),
             Error::StaleHandle => f.write_str("stale handle (object freed or reused)"),
             Error::UnexpectedCompletion => f.write_str("completion for an I/O not in flight"),

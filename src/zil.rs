@@ -571,18 +571,20 @@ impl<P: Platform> LogState<P> {
 
     /// Link waiter `w` to lwb index `i` (`zil_commit_waiter_link_lwb`).
     fn link_waiter(&mut self, w: WaiterId, i: usize, deadline_ns: u64) -> Result<(), Error> {
-        let head = {
+        let (seq, old_head) = {
             let o = self.obj(i);
             debug_assert!(o.state < LwbState::FlushDone);
-            o.waiters += 1;
-            let seq = o.id.seq;
-            let h = o.waiters_head.replace(w.slot);
-            (seq, h)
+            (o.id.seq, o.waiters_head)
         };
+        // The handle is checked before its slot goes on the list: a stale
+        // one must not put a slot on two lists.
         let s = self.waiters.get(w)?;
-        s.state = WaiterState::Linked(head.0);
-        s.next = head.1;
+        s.state = WaiterState::Linked(seq);
+        s.next = old_head;
         s.deadline_ns = deadline_ns;
+        let o = self.obj(i);
+        o.waiters += 1;
+        o.waiters_head = Some(w.slot);
         Ok(())
     }
 
@@ -868,6 +870,10 @@ impl<P: Platform> Zil<P> {
                 None => return,
             }
         }
+        // Out of rounds (only with checkpoints freeing lwbs all along): a
+        // waiter still unlinked retries at a deadline of its own, not at
+        // whatever an earlier owner of its slot left there.
+        self.retry_unlinked(w);
     }
 
     /// `zl_parallel` upkeep at the start of a commit: another committer's
@@ -1675,6 +1681,7 @@ impl<P: Platform> Zil<P> {
             // asked for.
             for (id, mask) in flushes.drain() {
                 let mut m = mask;
+                // Bounded: one pass per set bit of a u64 (VDEVS_MAX).
                 while m != 0 {
                     let vdev = m.trailing_zeros();
                     m &= m - 1;
