@@ -920,13 +920,13 @@ class Log(object):
             z = l["zio"]
             out.append("    zio root: armed=%d pending=%s error=%s | write: pending=%s own_done=%d "
                        "error=%s | child: pending=%s inflight=0x%x | flushes: inflight=0x%x "
-                       "issued=%s | edges: write->next=%d root->next=%d"
+                       "issued=%s | edges: write->next=%d root->next=%d flushes->next=%d"
                        % (z.get("root_armed", 0), z.get("root_pending"), l.get("root_error") or "-",
                           z.get("write_pending"), z.get("write_own_done", 0),
                           l.get("write_error") or "-", z.get("child_pending"),
                           z.get("children_inflight", 0), z.get("flushes_inflight", 0),
                           z.get("flushes_issued"), z.get("write_parent_next", 0),
-                          z.get("root_parent_next", 0)))
+                          z.get("root_parent_next", 0), z.get("flush_deferred_next", 0)))
             out.append("    io in flight: %s" % " ".join(io_tokens(l)))
             for i in l["waiter_list"]:
                 out.append(self.waiter_line(i, "    "))
@@ -1176,7 +1176,7 @@ LWB_FIELDS = ["id", "state", "size_bytes", "nused_bytes", "blk", "error", "min_l
               "write_error", "root_error"]
 ZIO_FIELDS = ["child_pending", "children_inflight", "flushes_inflight", "write_pending",
               "root_pending", "root_armed", "write_own_done", "write_parent_next",
-              "root_parent_next", "flushes_issued"]
+              "root_parent_next", "flush_deferred_next", "flushes_issued"]
 WAITER_FIELDS = ["gen", "state", "deadline_ns", "next", "abandoned"]
 WAITER_VARIANTS = ["Free", "Unlinked", "Linked", "Done"]
 SOFTC_FIELDS = ["sc_instance", "sc_provider", "sc_core"]
