@@ -259,21 +259,21 @@ fn waiter_is_not_woken_before_earlier_lwbs_are_flush_done() {
     assert_eq!(poll(&zil, w1), WaitStatus::Done(Ok(())));
 }
 
-/// Fill lwb 1 and 2 without waiters on 1 (one commit spanning both), so
-/// lwb 1 defers its flush into lwb 2, which flushes for both.
-#[test]
-fn flush_is_deferred_from_an_lwb_without_waiters_into_an_issued_next() {
-    let p = MemPlatform::new(64 * MIB, 64);
-    let zil = new_log(&p);
-    let head = zil.chain_head().blkptr();
-    // 4 KiB first block: 30 records of ~1 KiB fill several blocks.
+/// One commit of 30 records of ~1 KiB: from the 4 KiB first block on,
+/// they fill several lwbs, and only the last one has a waiter.
+fn commit_spanning_lwbs(zil: &Zil<&MemPlatform>) -> rzil::WaiterId {
     for i in 0..30u8 {
         zil.assign(1, &write_rec(&[i; 1000])).unwrap();
     }
     let w = zil.commit().unwrap();
-    let st = states(&zil);
+    let st = states(zil);
     assert!(st.len() >= 3, "several lwbs: {st:?}");
-    // Complete writes only, in order; then see how many flushes went out.
+    w
+}
+
+/// Complete the pending block writes only, oldest first (flushes stay
+/// pending). Bounded by the writes one test can have in flight.
+fn complete_writes_only(p: &MemPlatform, zil: &Zil<&MemPlatform>) {
     for _ in 0..1000 {
         let i = p
             .st()
@@ -281,8 +281,20 @@ fn flush_is_deferred_from_an_lwb_without_waiters_into_an_issued_next() {
             .iter()
             .position(|x| x.io.kind() == IoKind::Write);
         let Some(i) = i else { break };
-        p.complete(&zil, i, Ok(()));
+        p.complete(zil, i, Ok(()));
     }
+}
+
+/// Fill lwb 1 and 2 without waiters on 1 (one commit spanning both), so
+/// lwb 1 defers its flush into lwb 2, which flushes for both.
+#[test]
+fn flush_is_deferred_from_an_lwb_without_waiters_into_an_issued_next() {
+    let p = MemPlatform::new(64 * MIB, 64);
+    let zil = new_log(&p);
+    let head = zil.chain_head().blkptr();
+    let w = commit_spanning_lwbs(&zil);
+    // Complete writes only, in order; then see how many flushes went out.
+    complete_writes_only(&p, &zil);
     let s = zil.stats();
     assert!(s.flushes_deferred >= 1, "{s:?}");
     assert!(s.flushes < s.lwbs_issued, "deferral saves flushes: {s:?}");
@@ -1344,22 +1356,8 @@ fn durable_lr_seq_waits_for_the_flush_an_lwb_deferred() {
         let p = MemPlatform::new(64 * MIB, 64);
         let zil = new_log(&p);
         let head = zil.chain_head().blkptr();
-        // One commit over several lwbs: only the last one has a waiter.
-        for i in 0..30u8 {
-            zil.assign(1, &write_rec(&[i; 1000])).unwrap();
-        }
-        let w = zil.commit().unwrap();
-        assert!(states(&zil).len() >= 3, "several lwbs: {:?}", states(&zil));
-        // Complete the block writes only, oldest first.
-        for _ in 0..1000 {
-            let i = p
-                .st()
-                .pending
-                .iter()
-                .position(|x| x.io.kind() == IoKind::Write);
-            let Some(i) = i else { break };
-            p.complete(&zil, i, Ok(()));
-        }
+        let w = commit_spanning_lwbs(&zil);
+        complete_writes_only(&p, &zil);
         assert!(zil.stats().flushes_deferred >= 1, "{:?}", zil.stats());
         let (durable, _) = p.durable_records(head);
         assert!(durable.is_empty(), "no flush has completed yet");
