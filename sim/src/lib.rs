@@ -435,6 +435,34 @@ pub fn run(args: &SimArgs) -> SimReport {
     rep
 }
 
+impl SeedOutcome {
+    /// What a seed did: `res` is its run's result at step `step`. A failure
+    /// under `expected_loss` (why loss is expected, if it is) is labelled
+    /// `EXPECTED LOSS`; a failure also ends the trace.
+    pub fn of_run(
+        res: Result<(), String>,
+        step: u64,
+        crash_states: u64,
+        expected_loss: Option<&str>,
+        mut trace: Trace,
+    ) -> Self {
+        let failure = res.err().map(|e| match expected_loss {
+            Some(why) => format!("EXPECTED LOSS ({why}): step {step}: {e}"),
+            None => format!("step {step}: {e}"),
+        });
+        if let Some(f) = &failure {
+            let f = f.clone();
+            trace.push(|| format!("FAILURE {f}"));
+        }
+        Self {
+            steps: step,
+            crash_states,
+            failure,
+            trace: trace.into_lines(),
+        }
+    }
+}
+
 /// A bounded ring of trace lines (kept only when tracing).
 #[derive(Debug, Default)]
 pub struct Trace {

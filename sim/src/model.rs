@@ -453,24 +453,10 @@ pub fn run(
     };
     m.disks.lying_flush = faults.lying_flush;
     let r = m.create().and_then(|_| m.run(steps));
-    let failure = r.err().map(|e| {
-        let e = format!("step {}: {e}", m.step);
-        if faults.lying_flush {
-            format!("EXPECTED LOSS (the device lies about flushes): {e}")
-        } else {
-            e
-        }
-    });
-    if let Some(f) = &failure {
-        let f = f.clone();
-        m.trace.push(|| format!("FAILURE {f}"));
-    }
-    SeedOutcome {
-        steps: m.step,
-        crash_states: m.crash_states,
-        failure,
-        trace: m.trace.into_lines(),
-    }
+    let expected_loss = faults
+        .lying_flush
+        .then_some("the device lies about flushes");
+    SeedOutcome::of_run(r, m.step, m.crash_states, expected_loss, m.trace)
 }
 
 fn on(bug: Option<BugName>, b: BugName) -> bool {

@@ -278,27 +278,15 @@ pub fn run(seed: u64, faults: &FaultSet, steps: u32, trace: bool) -> SeedOutcome
 
 impl<'a: 'z, 'z: 's, 's> World<'a, 'z, 's> {
     /// What the seed did, from what [`World::run`] returned.
-    fn outcome(mut self, res: Result<(), String>, faults: &FaultSet) -> SeedOutcome {
-        let failure = res.err().map(|e| {
-            let e = format!("step {}: {e}", self.step);
-            if faults.lying_flush {
-                format!("EXPECTED LOSS (the device lies about flushes): {e}")
-            } else if faults.nocacheflush {
-                format!("EXPECTED LOSS (nocacheflush on devices with a volatile cache): {e}")
-            } else {
-                e
-            }
-        });
-        if let Some(f) = &failure {
-            let f = f.clone();
-            self.trace.push(|| format!("FAILURE {f}"));
-        }
-        SeedOutcome {
-            steps: self.step,
-            crash_states: self.crash_states,
-            failure,
-            trace: self.trace.into_lines(),
-        }
+    fn outcome(self, res: Result<(), String>, faults: &FaultSet) -> SeedOutcome {
+        let expected_loss = if faults.lying_flush {
+            Some("the device lies about flushes")
+        } else if faults.nocacheflush {
+            Some("nocacheflush on devices with a volatile cache")
+        } else {
+            None
+        };
+        SeedOutcome::of_run(res, self.step, self.crash_states, expected_loss, self.trace)
     }
 
     fn run(&mut self, steps: u32) -> Result<(), String> {
