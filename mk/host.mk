@@ -9,6 +9,12 @@
 #                     committer and with one per batch (what the platform
 #                     does per lwb): what bench-host's 64-committer figure
 #                     can at most be on this machine
+#   make bench-host-ceiling  the device's own ceiling for 64 committers of
+#                     4 KiB records (host/examples/device_ceiling.rs): K
+#                     flushers each pwrite 64/K records at once and
+#                     fdatasync, no CPU work between, K = 1..64; with the
+#                     naive baseline of the same run and whether 7x it
+#                     fits under that ceiling
 #
 #   check-kernel-abi    host/src/kernel/abi.rs against kmod/rzil_ioctl.h
 #   check-host-freebsd  cargo check of rzil-host for x86_64-unknown-freebsd
@@ -20,15 +26,20 @@
 RZIL_BENCH_DEV ?= target/rzil-bench.dev
 RZIL_BENCH_SECONDS ?= 5
 
-BENCH_TARGETS += bench-host bench-host-floor
+BENCH_TARGETS += bench-host bench-host-floor bench-host-ceiling
 
-.PHONY: bench-host bench-host-floor
+.PHONY: bench-host bench-host-floor bench-host-ceiling
 bench-host: build
 	./target/release/rzil bench --dev $(RZIL_BENCH_DEV) --create --size 256M \
 		--threads 1,4,16,64 --seconds $(RZIL_BENCH_SECONDS) --record 4K
 
 bench-host-floor:
 	$(CARGO) run --release -q -p rzil-host --example wake_floor -- 64 $(RZIL_BENCH_SECONDS)
+
+bench-host-ceiling:
+	rm -f target/rzil-ceiling.dev
+	$(CARGO) run --release -q -p rzil-host --example device_ceiling -- \
+		target/rzil-ceiling.dev 64 $(RZIL_BENCH_SECONDS) 4096
 
 # Type-check rzil-host for FreeBSD (the DIOCGMEDIASIZE/DIOCGSECTORSIZE and
 # disk-character-device code and the rzil.ko backend's ioctl(2) calls under
