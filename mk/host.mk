@@ -14,7 +14,7 @@
 #                     flushers each pwrite 64/K records at once and
 #                     fdatasync, no CPU work between, K = 1..64; with the
 #                     naive baseline of the same run and whether 7x it
-#                     fits under that ceiling
+#                     fits under that ceiling; buffered, then O_DIRECT
 #
 #   check-kernel-abi    host/src/kernel/abi.rs against kmod/rzil_ioctl.h
 #   check-host-freebsd  cargo check of rzil-host for x86_64-unknown-freebsd
@@ -40,6 +40,8 @@ bench-host-ceiling:
 	rm -f target/rzil-ceiling.dev
 	$(CARGO) run --release -q -p rzil-host --example device_ceiling -- \
 		target/rzil-ceiling.dev 64 $(RZIL_BENCH_SECONDS) 4096
+	$(CARGO) run --release -q -p rzil-host --example device_ceiling -- \
+		target/rzil-ceiling.dev 64 $(RZIL_BENCH_SECONDS) 4096 direct
 
 # Type-check rzil-host for FreeBSD (the DIOCGMEDIASIZE/DIOCGSECTORSIZE and
 # disk-character-device code and the rzil.ko backend's ioctl(2) calls under
