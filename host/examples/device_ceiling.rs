@@ -121,7 +121,7 @@ fn measure_naive(
     };
     let report = naive::run_naive(dev, 0..dev.size_bytes(), config, align, &mut |_| {})
         .map_err(|e| e.to_string())?;
-    Ok(report.result.commits as f64 / report.result.elapsed.as_secs_f64())
+    Ok(report.result.commits_per_s())
 }
 
 fn run() -> Result<(), String> {
